@@ -1,0 +1,1 @@
+"""The ``mutls`` command-line interface."""

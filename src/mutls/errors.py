@@ -1,0 +1,322 @@
+"""The mutls error tree: one stable ``code`` per failure a user can cause.
+
+Every error carries three things: a ``code`` that programs match on and that never changes once
+released, a ``message`` for people that says what was expected and what was found, and a ``hint``
+that says how to fix it. No message ever contains key material, passphrases or tokens.
+
+Each class also subclasses the builtin it behaves like, so ``except ValueError`` keeps working for
+callers that do not know mutls.
+
+::
+
+    MutlsError
+    ├── InputError (ValueError)                  the input cannot be used at all
+    │   ├── UnsupportedFormat                    unsupported_format
+    │   ├── NotACertificate                      not_a_certificate
+    │   ├── InputTooLarge                        input_too_large
+    │   ├── InvalidArgument                      invalid_argument
+    │   └── FileUnreadable                       file_unreadable
+    ├── PrivateKeyError (ValueError)             problems with private keys
+    │   ├── MissingPrivateKey (LookupError)      missing_private_key
+    │   ├── KeyMismatch                          key_mismatch
+    │   ├── PassphraseRequired                   passphrase_required
+    │   ├── WrongPassphrase                      wrong_passphrase
+    │   └── WeakKey                              weak_key
+    ├── CertificateError (ValueError)            a certificate or chain is not acceptable
+    │   ├── CertificateExpired                   certificate_expired
+    │   ├── CertificateNotYetValid               certificate_not_yet_valid
+    │   ├── CertificateRevoked                   certificate_revoked
+    │   ├── ChainOutOfOrder                      chain_out_of_order
+    │   ├── MissingIntermediate                  missing_intermediate
+    │   ├── UnknownIssuer                        unknown_issuer
+    │   ├── WrongKeyUsage                        wrong_key_usage
+    │   ├── NameMismatch                         name_mismatch
+    │   ├── NotACA                               not_a_ca
+    │   └── ChainInvalid                         chain_invalid
+    ├── PolicyViolation (ValueError)             csr_policy_violation (names every broken rule)
+    └── CAStateError                             the offline CA directory
+        ├── CANotInitialized (LookupError)       ca_not_initialized
+        ├── CAAlreadyExists (FileExistsError)    ca_already_exists
+        ├── SerialNotFound (LookupError)         serial_not_found
+        └── AlreadyRevoked                       already_revoked
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+__all__ = [
+    "AlreadyRevoked",
+    "CAAlreadyExists",
+    "CANotInitialized",
+    "CAStateError",
+    "CertificateError",
+    "CertificateExpired",
+    "CertificateNotYetValid",
+    "CertificateRevoked",
+    "ChainInvalid",
+    "ChainOutOfOrder",
+    "FileUnreadable",
+    "InputError",
+    "InputTooLarge",
+    "InvalidArgument",
+    "KeyMismatch",
+    "MissingIntermediate",
+    "MissingPrivateKey",
+    "MutlsError",
+    "NameMismatch",
+    "NotACA",
+    "NotACertificate",
+    "PassphraseRequired",
+    "PolicyViolation",
+    "PrivateKeyError",
+    "RuleViolation",
+    "SerialNotFound",
+    "UnknownIssuer",
+    "UnsupportedFormat",
+    "WeakKey",
+    "WrongKeyUsage",
+    "WrongPassphrase",
+    "all_error_classes",
+]
+
+
+class MutlsError(Exception):
+    """Base of every error mutls raises on purpose.
+
+    Subclasses set ``code`` and a default ``hint``; the message is always specific to the case.
+    """
+
+    code: ClassVar[str] = "mutls_error"
+    default_hint: ClassVar[str] = ""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON shape used by the CLI, the admin API and the gateway."""
+        return {"code": self.code, "message": self.message, "hint": self.hint}
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- input ----------------------------------------------------------------------------------
+
+
+class InputError(MutlsError, ValueError):
+    code = "invalid_input"
+
+
+class UnsupportedFormat(InputError):
+    code = "unsupported_format"
+    default_hint = (
+        "mutls reads PEM, DER, PKCS#12 (.p12/.pfx) and PKCS#7 (.p7b); check that the file is "
+        "certificate material and not truncated or re-encoded"
+    )
+
+
+class NotACertificate(InputError):
+    code = "not_a_certificate"
+    default_hint = "point mutls at the certificate file (.crt/.pem/.cer), not the key or the CSR"
+
+
+class InputTooLarge(InputError):
+    code = "input_too_large"
+    default_hint = "certificate files are a few kilobytes; check that this is the right file"
+
+
+class InvalidArgument(InputError):
+    code = "invalid_argument"
+
+
+class FileUnreadable(InputError):
+    code = "file_unreadable"
+    default_hint = "check the path and that the file is readable by this user"
+
+
+# --- private keys ---------------------------------------------------------------------------
+
+
+class PrivateKeyError(MutlsError, ValueError):
+    code = "private_key_error"
+
+
+class MissingPrivateKey(PrivateKeyError, LookupError):
+    code = "missing_private_key"
+    default_hint = (
+        "the private key is the file you created together with the CSR; pass it with --key, "
+        "or use a combined PEM (certificate then key) or a PKCS#12 file"
+    )
+
+
+class KeyMismatch(PrivateKeyError):
+    code = "key_mismatch"
+    default_hint = (
+        "this key was not used to create this certificate; find the key generated with the "
+        "CSR, or issue a new certificate for this key"
+    )
+
+
+class PassphraseRequired(PrivateKeyError):
+    code = "passphrase_required"
+    default_hint = (
+        "the key is encrypted: give the passphrase at the prompt, with --passphrase-file FILE, "
+        "or in the MUTLS_PASSPHRASE environment variable"
+    )
+
+
+class WrongPassphrase(PrivateKeyError):
+    code = "wrong_passphrase"
+    default_hint = (
+        "check the passphrase (no trailing newline in the passphrase file); if it is right, "
+        "the file is damaged: export it again from its source"
+    )
+
+
+class WeakKey(PrivateKeyError):
+    code = "weak_key"
+    default_hint = "use ECDSA P-256 (the default), RSA 2048 or larger, or Ed25519"
+
+
+# --- certificates and chains ----------------------------------------------------------------
+
+
+class CertificateError(MutlsError, ValueError):
+    code = "certificate_error"
+
+
+class CertificateExpired(CertificateError):
+    code = "certificate_expired"
+    default_hint = "renew the certificate (a new CSR signed by the same CA) and install it"
+
+
+class CertificateNotYetValid(CertificateError):
+    code = "certificate_not_yet_valid"
+    default_hint = "check this machine's clock, or wait until the certificate's not-before time"
+
+
+class CertificateRevoked(CertificateError):
+    code = "certificate_revoked"
+    default_hint = "a revoked certificate never becomes valid again; request a new certificate"
+
+
+class ChainOutOfOrder(CertificateError):
+    code = "chain_out_of_order"
+    default_hint = (
+        "TLS sends the leaf first, then each issuer; rewrite the file in order with "
+        "`mutls cert convert FILE --to chain --out FILE`"
+    )
+
+
+class MissingIntermediate(CertificateError):
+    code = "missing_intermediate"
+    default_hint = (
+        "append the intermediate CA certificate(s) after the leaf in the certificate file, or "
+        "pass them with --untrusted; your CA publishes them as its chain"
+    )
+
+
+class UnknownIssuer(CertificateError):
+    code = "unknown_issuer"
+    default_hint = (
+        "add the issuing CA's root certificate to the CA bundle (--ca) you verify against"
+    )
+
+
+class WrongKeyUsage(CertificateError):
+    code = "wrong_key_usage"
+    default_hint = (
+        "a client certificate needs extendedKeyUsage clientAuth and keyUsage digitalSignature; "
+        "ask the CA to issue it with a client profile"
+    )
+
+
+class NameMismatch(CertificateError):
+    code = "name_mismatch"
+    default_hint = "connect with a hostname listed in the certificate's subjectAltName"
+
+
+class NotACA(CertificateError):
+    code = "not_a_ca"
+    default_hint = "use a certificate with basicConstraints CA:TRUE and keyUsage keyCertSign"
+
+
+class ChainInvalid(CertificateError):
+    code = "chain_invalid"
+    default_hint = "inspect each certificate with `mutls cert inspect` to find the broken one"
+
+
+# --- issuance policy ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuleViolation:
+    """One broken issuance rule: which rule, and what it found."""
+
+    rule: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"rule": self.rule, "message": self.message}
+
+
+class PolicyViolation(MutlsError, ValueError):
+    """Every rule the request broke, not just the first."""
+
+    code = "csr_policy_violation"
+    default_hint = "fix the listed fields and create the CSR again"
+
+    def __init__(self, violations: Sequence[RuleViolation], *, hint: str | None = None) -> None:
+        self.violations = tuple(violations)
+        rules = ", ".join(v.rule for v in self.violations)
+        super().__init__(
+            f"the request breaks {len(self.violations)} issuance rule(s): {rules}", hint=hint
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        data = super().to_dict()
+        data["violations"] = [v.to_dict() for v in self.violations]
+        return data
+
+
+# --- offline CA -----------------------------------------------------------------------------
+
+
+class CAStateError(MutlsError):
+    code = "ca_state_error"
+
+
+class CANotInitialized(CAStateError, LookupError):
+    code = "ca_not_initialized"
+    default_hint = "create it with `mutls ca init --dir DIR`, or point --dir at an existing CA"
+
+
+class CAAlreadyExists(CAStateError, FileExistsError):
+    code = "ca_already_exists"
+    default_hint = "choose another --dir; mutls never overwrites a CA"
+
+
+class SerialNotFound(CAStateError, LookupError):
+    code = "serial_not_found"
+    default_hint = "list what this CA issued with `mutls ca list`"
+
+
+class AlreadyRevoked(CAStateError, ValueError):
+    code = "already_revoked"
+    default_hint = "nothing to do: the certificate is already on the CRL"
+
+
+def all_error_classes() -> list[type[MutlsError]]:
+    """Every concrete error class, for documentation and for the test that codes are unique."""
+    seen: list[type[MutlsError]] = []
+    stack: list[type[MutlsError]] = [MutlsError]
+    while stack:
+        cls = stack.pop()
+        seen.append(cls)
+        stack.extend(cls.__subclasses__())
+    return sorted(seen, key=lambda c: c.code)

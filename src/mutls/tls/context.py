@@ -1,0 +1,139 @@
+"""One factory for every TLS context, each default with its reason (after urllib3's ``ssl_``).
+
+Private keys reach OpenSSL without ever touching a regular file in plaintext: the key is
+re-encrypted under a random one-time passphrase and handed over through an anonymous in-memory
+file (``memfd_create``), which OpenSSL reads by its ``/proc/self/fd`` path. Where memfd does not
+exist, a private temporary file holds only the encrypted form and is removed at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import secrets
+import ssl
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from mutls.pki.export import private_key_pem
+from mutls.pki.material import Material
+
+__all__ = ["ClientCertMode", "TlsPolicy", "client_context", "server_context"]
+
+# Forward-secret AEAD suites only for TLS 1.2 (TLS 1.3 suites are all AEAD and always on).
+# Matches Mozilla's "intermediate" profile: what every client from the last decade speaks.
+_TLS12_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+)
+
+
+class ClientCertMode(enum.StrEnum):
+    NONE = "none"  # do not ask
+    OPTIONAL = "optional"  # ask; the handshake succeeds without one (decide later, in HTTP)
+    REQUIRED = "required"  # ask; fail the handshake without one
+
+
+@dataclass(frozen=True, kw_only=True)
+class TlsPolicy:
+    """Protocol bounds. TLS 1.2 is the floor: 1.0 and 1.1 are deprecated by RFC 8996."""
+
+    minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
+    maximum_version: ssl.TLSVersion = ssl.TLSVersion.MAXIMUM_SUPPORTED
+
+
+def _apply_policy(context: ssl.SSLContext, policy: TlsPolicy) -> None:
+    context.minimum_version = policy.minimum_version
+    context.maximum_version = policy.maximum_version
+    context.set_ciphers(_TLS12_CIPHERS)
+    # No TLS compression (CRIME) and no session renegotiation by clients (DoS lever).
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+
+
+@contextlib.contextmanager
+def _key_file(pem: bytes) -> Iterator[str]:
+    """A path OpenSSL can read ``pem`` from; memory-backed where the OS allows it."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("mutls-key", os.MFD_CLOEXEC)
+        try:
+            os.write(fd, pem)
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
+    handle, path = tempfile.mkstemp(prefix="mutls-key-")  # pragma: no cover - non-Linux
+    try:  # pragma: no cover
+        os.write(handle, pem)
+        os.close(handle)
+        yield path
+    finally:  # pragma: no cover
+        Path(path).unlink(missing_ok=True)
+
+
+def _load_identity(context: ssl.SSLContext, identity: Material) -> None:
+    """Put the leaf, its chain and its key into ``context`` without a plaintext key on disk."""
+    identity.require_identity()
+    one_time = secrets.token_bytes(32).hex().encode()
+    key_pem = private_key_pem(identity.require_key(), one_time)
+    chain_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in identity.chain)
+    with _key_file(key_pem) as key_path, _key_file(chain_pem) as chain_path:
+        context.load_cert_chain(chain_path, key_path, password=one_time)
+
+
+def _load_cas(context: ssl.SSLContext, cas: Sequence[x509.Certificate]) -> None:
+    pem = "".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in cas)
+    context.load_verify_locations(cadata=pem)
+
+
+def server_context(
+    identity: Material,
+    *,
+    client_cas: Sequence[x509.Certificate] = (),
+    client_cert: ClientCertMode = ClientCertMode.REQUIRED,
+    policy: TlsPolicy | None = None,
+) -> ssl.SSLContext:
+    """A server context presenting ``identity`` and checking client certificates against
+    ``client_cas`` (whose names are also sent to clients as the acceptable CA list)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    _apply_policy(context, policy or TlsPolicy())
+    # Prefer the server's cipher order: ours lists the strongest first.
+    context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    _load_identity(context, identity)
+    if client_cert is not ClientCertMode.NONE:
+        if not client_cas:
+            raise ValueError("client_cas must name at least one CA when client certs are asked")
+        _load_cas(context, client_cas)
+        context.verify_mode = (
+            ssl.CERT_REQUIRED if client_cert is ClientCertMode.REQUIRED else ssl.CERT_OPTIONAL
+        )
+    return context
+
+
+def client_context(
+    identity: Material | None = None,
+    *,
+    cas: Sequence[x509.Certificate] = (),
+    policy: TlsPolicy | None = None,
+    check_hostname: bool = True,
+) -> ssl.SSLContext:
+    """A client context that verifies the server against ``cas`` (the system store when empty)
+    and presents ``identity`` when given."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    _apply_policy(context, policy or TlsPolicy())
+    # Always verify the server; hostname checking can only be relaxed for IP-pinned tests.
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.check_hostname = check_hostname
+    if cas:
+        _load_cas(context, cas)
+    else:
+        context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    if identity is not None:
+        _load_identity(context, identity)
+    return context
