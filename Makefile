@@ -12,8 +12,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Interop tests drive the real openssl and curl clients; install them where they are missing.
+SYSTEM_TOOLS := openssl curl
+
 install: $(STAMP)
-	@command -v openssl >/dev/null || { echo "installing openssl (tests use the openssl CLI for interop)"; apt-get update -qq && apt-get install -y -qq openssl; }
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
 test: install
 	$(PY) -m pytest -n 2

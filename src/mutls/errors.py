@@ -32,6 +32,7 @@ callers that do not know mutls.
     │   ├── WrongKeyUsage                        wrong_key_usage
     │   ├── NameMismatch                         name_mismatch
     │   ├── NotACA                               not_a_ca
+    │   ├── CRLExpired                           crl_expired
     │   └── ChainInvalid                         chain_invalid
     ├── PolicyViolation (ValueError)             csr_policy_violation (names every broken rule)
     └── CAStateError                             the offline CA directory
@@ -52,6 +53,7 @@ __all__ = [
     "CAAlreadyExists",
     "CANotInitialized",
     "CAStateError",
+    "CRLExpired",
     "CertificateError",
     "CertificateExpired",
     "CertificateNotYetValid",
@@ -132,6 +134,7 @@ class InputTooLarge(InputError):
 
 class InvalidArgument(InputError):
     code = "invalid_argument"
+    default_hint = "check the value against the command's --help"
 
 
 class FileUnreadable(InputError):
@@ -244,6 +247,14 @@ class NameMismatch(CertificateError):
 class NotACA(CertificateError):
     code = "not_a_ca"
     default_hint = "use a certificate with basicConstraints CA:TRUE and keyUsage keyCertSign"
+
+
+class CRLExpired(CertificateError):
+    code = "crl_expired"
+    default_hint = (
+        "download a fresh CRL from the CA's distribution point; a CRL past its nextUpdate "
+        "can no longer prove that a certificate is not revoked"
+    )
 
 
 class ChainInvalid(CertificateError):

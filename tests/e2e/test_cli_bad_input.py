@@ -83,3 +83,22 @@ def test_usage_errors_exit_2(run: Run) -> None:
     """Unknown options and formats are usage errors (exit 2), not crashes."""
     result = run("cert", "convert", "x.pem", "--to", "jpeg")
     assert result.returncode == 2
+
+
+def test_weak_existing_key_is_refused_for_a_csr(run: Run, tmp_path: Path) -> None:
+    """csr new --key with an RSA-1024 key says weak_key and writes no CSR; RSA-2048 works."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from mutls.pki.export import private_key_pem
+
+    (tmp_path / "weak.key").write_bytes(
+        private_key_pem(rsa.generate_private_key(public_exponent=65537, key_size=1024), None)
+    )
+    (tmp_path / "fine.key").write_bytes(
+        private_key_pem(rsa.generate_private_key(public_exponent=65537, key_size=2048), None)
+    )
+    weak = run("csr", "new", "--cn", "weak.example.com", "--key", "weak.key", "--json")
+    assert weak.error_code() == "weak_key"
+    assert not (tmp_path / "weak.example.com.csr.pem").exists()
+    fine = run("csr", "new", "--cn", "fine.example.com", "--key", "fine.key", "--json", check=True)
+    assert fine.json()["key_created"] is False

@@ -122,7 +122,7 @@ class _Index:
 def _normalise_serial(serial: str) -> str:
     text = serial.strip().replace(":", "").upper().removeprefix("0X")
     try:
-        return format(int(text, 16), "X")
+        return serial_hex(int(text, 16))
     except ValueError:
         raise InvalidArgument(
             f"expected a hexadecimal serial number such as 1A2B; found {serial!r}"

@@ -126,9 +126,9 @@ def render_report(report: MaterialReport, title: str) -> None:
         tree.add(f"[bold]Subject[/] {_escape(report.csr_subject or '')}")
         if report.csr_subject_alt_names:
             tree.add(f"[bold]SANs[/]    {_escape(', '.join(report.csr_subject_alt_names))}")
-        if report.key:
-            tree.add(f"[bold]Key[/]     {report.key.label()}")
-            tree.add(f"[bold]Public key SHA-256[/] {report.key.public_key_sha256}")
+        if report.csr_key:
+            tree.add(f"[bold]Key[/]     {report.csr_key.label()}")
+            tree.add(f"[bold]Public key SHA-256[/] {report.csr_key.public_key_sha256}")
     else:
         tree = Tree(f"[bold]Private key[/] {_escape(title)} [dim]({report.source_format})[/]")
         if report.key:

@@ -293,6 +293,9 @@ def build_crl(
 ) -> x509.CertificateRevocationList:
     """A CRL v2 with CRL number and AKI (both required by RFC 5280 section 5.2)."""
     _require_ca(issuer)
+    if not match_key(issuer, issuer_key).matches:
+        # A CRL signed by the wrong key is silently ignored by every verifier: refuse it here.
+        raise KeyMismatch("the CRL signing key does not belong to the issuing CA certificate")
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(issuer.subject)

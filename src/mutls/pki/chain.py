@@ -21,9 +21,9 @@ _MAX_DEPTH = 16  # far beyond any real PKI; bounds the walk on hostile input
 
 def issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
     """True when ``issuer``'s key signed ``certificate`` and the names agree."""
-    if certificate.issuer != issuer.subject:
-        return False
     try:
+        if certificate.issuer != issuer.subject:
+            return False
         certificate.verify_directly_issued_by(issuer)
     except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False

@@ -7,6 +7,7 @@ Pure: everything time-dependent takes ``now``. The ``to_dict`` shapes are the st
 from __future__ import annotations
 
 import enum
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -157,7 +158,9 @@ def sha256_fingerprint(certificate: x509.Certificate) -> str:
 
 
 def serial_hex(serial: int) -> str:
-    return format(serial, "X")
+    """Upper-case hex padded to whole bytes, as ``openssl x509 -serial`` prints it."""
+    text = format(serial, "X")
+    return text.zfill(len(text) + len(text) % 2)
 
 
 def describe_certificate(certificate: x509.Certificate, now: datetime) -> CertificateReport:
@@ -216,8 +219,11 @@ def extended_key_usage_names(certificate: x509.Certificate) -> tuple[str, ...]:
 
 def _sans(certificate: x509.Certificate) -> tuple[str, ...]:
     san = _extension(certificate, x509.SubjectAlternativeName)
-    if san is None:
-        return ()
+    return () if san is None else general_names_text(san)
+
+
+def general_names_text(san: x509.SubjectAlternativeName) -> tuple[str, ...]:
+    """``DNS:host``, ``IP:addr``, ``URI:u``, ``email:a``: the form openssl and browsers show."""
     out: list[str] = []
     for general_name in san:
         if isinstance(general_name, x509.DNSName):
@@ -253,6 +259,7 @@ class MaterialReport:
     key_was_encrypted: bool
     key_matches: bool | None
     csr_subject: str | None
+    csr_key: KeyInfo | None
     csr_subject_alt_names: tuple[str, ...]
     findings: tuple[Finding, ...]
 
@@ -268,6 +275,7 @@ class MaterialReport:
             data["csr"] = {
                 "subject": self.csr_subject,
                 "subject_alt_names": list(self.csr_subject_alt_names),
+                "public_key": self.csr_key.to_dict() if self.csr_key else None,
             }
         data["chain"] = [
             {
@@ -289,6 +297,13 @@ class MaterialReport:
 
 
 def inspect_material(material: Material, now: datetime) -> MaterialReport:
+    # Library warnings about odd encodings were turned into findings when the input was loaded.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _inspect(material, now)
+
+
+def _inspect(material: Material, now: datetime) -> MaterialReport:
     findings = list(material.findings)
     chain = tuple(describe_certificate(c, now) for c in material.chain)
     leaf = chain[0] if chain else None
@@ -315,8 +330,7 @@ def inspect_material(material: Material, now: datetime) -> MaterialReport:
     key_info = describe_public_key(material.key.public_key()) if material.key else None
     csr = material.csr
     kind = "certificate" if leaf else ("csr" if csr is not None else "private_key")
-    if csr is not None and leaf is None and key_info is None:
-        key_info = describe_public_key(csr.public_key())
+    csr_key = describe_public_key(csr.public_key()) if csr is not None else None
     return MaterialReport(
         kind=kind,
         source_format=material.source_format.value,
@@ -327,6 +341,7 @@ def inspect_material(material: Material, now: datetime) -> MaterialReport:
         key_was_encrypted=material.key_was_encrypted,
         key_matches=material.key_matches,
         csr_subject=name_to_text(csr.subject) if csr is not None else None,
+        csr_key=csr_key,
         csr_subject_alt_names=_csr_sans(csr) if csr is not None else (),
         findings=tuple(findings),
     )
@@ -337,10 +352,7 @@ def _csr_sans(csr: x509.CertificateSigningRequest) -> tuple[str, ...]:
         san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except (x509.ExtensionNotFound, ValueError):
         return ()
-    return tuple(
-        f"DNS:{n.value}" if isinstance(n, x509.DNSName) else f"{type(n).__name__}:{n.value}"
-        for n in san
-    )
+    return general_names_text(san)
 
 
 def _time_findings(report: CertificateReport, where: str) -> list[Finding]:

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import dataclasses
 import re
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -72,6 +75,7 @@ class _Parts:
     keys: list[SigningKey] = field(default_factory=list)
     csrs: list[x509.CertificateSigningRequest] = field(default_factory=list)
     encrypted: bool = False
+    unordered: bool = False  # PKCS#7 holds a SET: its order means nothing, so never report it
     findings: list[Finding] = field(default_factory=list)
 
 
@@ -83,8 +87,10 @@ def load_material(
     ``passphrase`` decrypts an encrypted key or a PKCS#12 file; it is ignored (with a finding) when
     nothing is encrypted. Raises a :class:`~mutls.errors.MutlsError` subclass on bad input.
     """
-    parts = _parse(data, passphrase, max_size=max_size)
-    return _assemble(parts, passphrase_given=passphrase is not None)
+    with _translated() as noted:
+        parts = _parse(data, passphrase, max_size=max_size)
+        material = _assemble(parts, passphrase_given=passphrase is not None)
+    return _with_notes(material, noted)
 
 
 def load_identity(
@@ -99,6 +105,14 @@ def load_identity(
     The key file's passphrase is ``passphrase``; a key already inside the certificate input is
     kept, and a second key is an error.
     """
+    with _translated() as noted:
+        material = _load_identity(certificate_data, key_data, passphrase, max_size=max_size)
+    return _with_notes(material, noted)
+
+
+def _load_identity(
+    certificate_data: bytes, key_data: bytes | None, passphrase: bytes | None, *, max_size: int
+) -> Material:
     parts = _parse(certificate_data, passphrase, max_size=max_size)
     if key_data is not None:
         key_parts = _parse(key_data, passphrase, max_size=max_size)
@@ -119,7 +133,11 @@ def load_certificates(data: bytes, *, max_size: int = DEFAULT_MAX_INPUT) -> list
 
     Keys and CSRs in the input are an error: a trust bundle must never carry a private key.
     """
-    parts = _parse(data, None, max_size=max_size, allow_encrypted=True)
+    with _translated():
+        try:
+            parts = _parse(data, None, max_size=max_size, allow_encrypted=True)
+        except PassphraseRequired:  # an encrypted DER key or a protected PKCS#12
+            parts = _Parts(source_format=SourceFormat.DER, encrypted=True)
     if parts.keys or parts.encrypted:
         raise UnsupportedFormat(
             "expected only CA certificates; the bundle also contains a private key",
@@ -134,6 +152,62 @@ def load_certificates(data: bytes, *, max_size: int = DEFAULT_MAX_INPUT) -> list
 
 
 # --- parsing ----------------------------------------------------------------------------------
+
+_PARSE_ERRORS = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    IndexError,
+    OverflowError,
+    x509.InvalidVersion,
+)
+
+
+class _Notes(list[str]):
+    """Library warnings seen while loading (BER instead of DER, over-long name fields)."""
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[_Notes]:
+    """Every third-party failure becomes one of our errors; library warnings become notes."""
+    notes = _Notes()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield notes
+        except MutlsError:
+            raise
+        except _PARSE_ERRORS as exc:
+            raise UnsupportedFormat(
+                f"expected certificate material; part of the input is malformed ({_safe(exc)})"
+            ) from None
+    notes.extend(dict.fromkeys(str(w.message).splitlines()[0][:200] for w in caught))
+
+
+def _with_notes(material: Material, notes: _Notes) -> Material:
+    if not notes:
+        return material
+    extra = tuple(
+        Finding(
+            code="nonstandard_encoding",
+            severity=Severity.WARNING,
+            message=f"the input is not strictly valid DER/X.509: {note}",
+            hint="strict TLS stacks may refuse it; ask the issuer to re-issue it",
+        )
+        for note in notes
+    )
+    return dataclasses.replace(material, findings=material.findings + extra)
+
+
+def _checked(cert: x509.Certificate, where: str) -> x509.Certificate:
+    """Decode every field now, so damage is reported at load time and not deep inside a check."""
+    try:
+        cert.public_key()
+        _ = (cert.subject, cert.issuer, cert.extensions)
+        _ = (cert.not_valid_before_utc, cert.not_valid_after_utc, cert.signature_algorithm_oid)
+    except (*_PARSE_ERRORS, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+        raise UnsupportedFormat(f"{where} is damaged: {_safe(exc)}") from None
+    return cert
 
 
 def _parse(
@@ -158,7 +232,7 @@ def _parse(
         return _parse_binary(data, passphrase, SourceFormat.DER)
     except MutlsError:
         raise
-    except (ValueError, TypeError, UnsupportedAlgorithm, IndexError, OverflowError) as exc:
+    except _PARSE_ERRORS as exc:
         # Last line of defence: a parser rejected something in a way not translated below.
         raise UnsupportedFormat(
             f"expected certificate material; the input could not be parsed ({_safe(exc)})"
@@ -199,6 +273,7 @@ def _parse_pem(data: bytes, passphrase: bytes | None, *, allow_encrypted: bool) 
             parts.csrs.append(_pem_csr(pem, index))
         elif label in _PKCS7_LABELS:
             parts.certificates.extend(_pkcs7(pem, pem=True))
+            parts.unordered = True
         elif label == b"TRUSTED CERTIFICATE":
             raise UnsupportedFormat(
                 f"PEM block {index} is an OpenSSL TRUSTED CERTIFICATE, which carries trust "
@@ -233,8 +308,10 @@ def _unused_passphrase() -> Finding:
 
 def _pem_certificate(pem: bytes, index: int) -> x509.Certificate:
     try:
-        return x509.load_pem_x509_certificate(pem)
-    except ValueError as exc:
+        return _checked(x509.load_pem_x509_certificate(pem), f"PEM block {index} (CERTIFICATE)")
+    except MutlsError:
+        raise
+    except (ValueError, x509.InvalidVersion) as exc:
         raise UnsupportedFormat(
             f"PEM block {index} (CERTIFICATE) is damaged: {_safe(exc)}",
             hint="the base64 text was altered or cut; copy the certificate again from its source",
@@ -244,7 +321,7 @@ def _pem_certificate(pem: bytes, index: int) -> x509.Certificate:
 def _pem_csr(pem: bytes, index: int) -> x509.CertificateSigningRequest:
     try:
         return x509.load_pem_x509_csr(pem)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise UnsupportedFormat(
             f"PEM block {index} (CERTIFICATE REQUEST) is damaged: {_safe(exc)}",
             hint="create the CSR again, or copy it again in full",
@@ -291,10 +368,11 @@ def _parse_binary(data: bytes, passphrase: bytes | None, fmt: SourceFormat) -> _
     parts = _Parts(source_format=fmt)
     # A certificate is by far the most common binary input: try it first.
     try:
-        parts.certificates.append(x509.load_der_x509_certificate(data))
-    except ValueError:
+        certificate = x509.load_der_x509_certificate(data)
+    except (ValueError, x509.InvalidVersion):
         pass
     else:
+        parts.certificates.append(_checked(certificate, "the certificate"))
         return parts
     if _looks_like_pkcs12(data):
         return _parse_pkcs12(data, passphrase)
@@ -305,10 +383,11 @@ def _parse_binary(data: bytes, passphrase: bytes | None, fmt: SourceFormat) -> _
     else:
         parts.source_format = SourceFormat.PKCS7
         parts.certificates.extend(certs)
+        parts.unordered = True
         return parts
     try:
         parts.csrs.append(x509.load_der_x509_csr(data))
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         pass
     else:
         return parts
@@ -383,8 +462,10 @@ def _parse_pkcs12(data: bytes, passphrase: bytes | None) -> _Parts:
     if loaded.key is not None:
         parts.keys.append(_usable(loaded.key))
     if loaded.cert is not None:
-        parts.certificates.append(loaded.cert.certificate)
-    parts.certificates.extend(c.certificate for c in loaded.additional_certs)
+        parts.certificates.append(_checked(loaded.cert.certificate, "the PKCS#12 certificate"))
+    parts.certificates.extend(
+        _checked(c.certificate, "a PKCS#12 CA certificate") for c in loaded.additional_certs
+    )
     return parts
 
 
@@ -396,7 +477,7 @@ def _pkcs7(data: bytes, *, pem: bool) -> list[x509.Certificate]:
             certs = pkcs7.load_der_pkcs7_certificates(data)
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise UnsupportedFormat(f"the PKCS#7 bundle could not be read: {_safe(exc)}") from None
-    return list(certs)
+    return [_checked(c, "a PKCS#7 certificate") for c in certs]
 
 
 # --- assembling ---------------------------------------------------------------------------------
@@ -422,7 +503,7 @@ def _assemble(parts: _Parts, *, passphrase_given: bool) -> Material:
     if parts.certificates:
         ordered = order_chain(parts.certificates, key=key)
         leaf, chain, extras = ordered.leaf, ordered.chain, ordered.extras
-        if ordered.reordered:
+        if ordered.reordered and not parts.unordered:
             findings.append(
                 Finding(
                     code="chain_out_of_order",

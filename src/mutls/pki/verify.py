@@ -26,6 +26,7 @@ from mutls.errors import (
     CertificateRevoked,
     ChainInvalid,
     ChainOutOfOrder,
+    CRLExpired,
     MissingIntermediate,
     NameMismatch,
     NotACA,
@@ -304,6 +305,12 @@ def _check_revocation(
             if crl.issuer != issuer.subject or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
                 continue
             checked = True
+            next_update = crl.next_update_utc
+            if next_update is not None and next_update < at:
+                raise CRLExpired(
+                    f"the CRL from {name_to_text(issuer.subject)} expired on "
+                    f"{next_update.isoformat()}; checked at {at.isoformat()}"
+                )
             entry = crl.get_revoked_certificate_by_serial_number(child.serial_number)
             if entry is None:
                 continue
@@ -349,7 +356,7 @@ def _confirm_with_library(
             try:
                 subject = x509.IPAddress(ipaddress.ip_address(hostname))
             except ValueError:
-                subject = x509.DNSName(hostname)
+                subject = x509.DNSName(hostname.rstrip("."))
             builder.build_server_verifier(subject).verify(leaf, list(intermediates))
     except verification.VerificationError as exc:
         raise ChainInvalid(
