@@ -30,7 +30,13 @@ def write_atomic(path: Path, data: bytes, *, mode: int = PUBLIC, overwrite: bool
     directory = path.parent if str(path.parent) else Path()
     if not directory.is_dir():
         raise InvalidArgument(f"expected an existing directory for {path}; {directory} is missing")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise InvalidArgument(
+            f"expected a writable directory for {path}; {exc.strerror or exc}",
+            hint="choose an --out path in a directory you can write to",
+        ) from None
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
@@ -38,6 +44,9 @@ def write_atomic(path: Path, data: bytes, *, mode: int = PUBLIC, overwrite: bool
             handle.flush()
             os.fsync(handle.fileno())
         Path(tmp).replace(path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise InvalidArgument(f"could not write {path}: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

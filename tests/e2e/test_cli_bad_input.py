@@ -102,3 +102,54 @@ def test_weak_existing_key_is_refused_for_a_csr(run: Run, tmp_path: Path) -> Non
     assert not (tmp_path / "weak.example.com.csr.pem").exists()
     fine = run("csr", "new", "--cn", "fine.example.com", "--key", "fine.key", "--json", check=True)
     assert fine.json()["key_created"] is False
+
+
+def test_unwritable_output_and_bad_ca_country_are_mutls_errors(run: Run, tmp_path: Path) -> None:
+    """Writing into a missing directory or a 3-letter CA country gives invalid_argument, not 70."""
+    env = {"MUTLS_PASSPHRASE": "bad input ca passphrase"}
+    country = run("ca", "init", "--dir", "ca", "--name", "X", "--country", "ZZZ", "--json", env=env)
+    assert country.error_code() == "invalid_argument"
+    run("ca", "init", "--dir", "ca", "--name", "X", env=env, check=True)
+    out = run("ca", "crl", "--dir", "ca", "--out", "/proc/no/such/crl.pem", "--json", env=env)
+    assert out.error_code() == "invalid_argument"
+    not_crl = run(
+        "cert", "verify", "ca/root.pem", "--ca", "ca/root.pem", "--crl", "ca/root.pem", "--json"
+    )
+    assert not_crl.error_code() == "unsupported_format"
+    assert "ParseError" not in not_crl.stdout
+
+
+def test_server_certificate_for_localhost_gets_a_san(run: Run) -> None:
+    """A server CSR for CN=localhost is issued with DNS:localhost, so hostname checks pass."""
+    env = {"MUTLS_PASSPHRASE": "bad input ca passphrase"}
+    run("ca", "init", "--dir", "ca", "--name", "X", env=env, check=True)
+    run("csr", "new", "--cn", "localhost", "--profile", "server", check=True)
+    run(
+        "ca",
+        "sign",
+        "localhost.csr.pem",
+        "--dir",
+        "ca",
+        "--profile",
+        "server",
+        "--out",
+        "server.pem",
+        env=env,
+        check=True,
+    )
+    ok = run(
+        "cert",
+        "verify",
+        "server.pem",
+        "--ca",
+        "ca/root.pem",
+        "--purpose",
+        "server",
+        "--hostname",
+        "localhost",
+        "--json",
+    )
+    assert ok.returncode == 0, ok.stdout
+    fingerprint = run("cert", "inspect", "server.pem", "--json").json()["sha256_fingerprint"]
+    human = run("cert", "inspect", "server.pem")
+    assert f"SHA-256  {fingerprint}" in human.stdout  # printed verbatim, no emoji for ":AB:"

@@ -172,11 +172,11 @@ class OfflineCA:
             )
         urls = urls or IssuerUrls()
         attributes = []
-        if country:
-            attributes.append(x509.NameAttribute(NameOID.COUNTRY_NAME, country))
-        if organization:
-            attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
         try:
+            if country:
+                attributes.append(x509.NameAttribute(NameOID.COUNTRY_NAME, country))
+            if organization:
+                attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
             root_name = x509.Name([*attributes, x509.NameAttribute(NameOID.COMMON_NAME, name)])
             issuing_name = x509.Name(
                 [*attributes, x509.NameAttribute(NameOID.COMMON_NAME, f"{name} Issuing CA")]

@@ -19,9 +19,10 @@ __all__ = ["console", "err_console", "fail", "print_json", "render_report"]
 
 # When piped, Rich would crop at 80 columns; fingerprints and subjects are longer than that.
 _PIPE_WIDTH = 240
-console = Console(highlight=False, width=None if sys.stdout.isatty() else _PIPE_WIDTH)
+# emoji=False: Rich would turn fingerprint pairs such as ":CD:" into emoji.
+console = Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() else _PIPE_WIDTH)
 err_console = Console(
-    stderr=True, highlight=False, width=None if sys.stderr.isatty() else _PIPE_WIDTH
+    stderr=True, highlight=False, emoji=False, width=None if sys.stderr.isatty() else _PIPE_WIDTH
 )
 
 EXIT_ERROR = 1

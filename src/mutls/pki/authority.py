@@ -35,7 +35,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 
 from mutls.errors import InvalidArgument, KeyMismatch, NotACA
 from mutls.pki.keys import match_key
-from mutls.policy.issuance import is_fqdn
+from mutls.policy.issuance import is_fqdn, is_hostname
 
 __all__ = [
     "BACKDATE",
@@ -207,20 +207,22 @@ def sign_csr(
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(_aki(issuer), critical=False)
     )
-    sans = _sans_for(csr)
+    sans = _sans_for(csr, profile)
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     builder = _add_urls(builder, urls)
     return builder.sign(issuer_key, _algorithm(issuer_key))
 
 
-def _sans_for(csr: x509.CertificateSigningRequest) -> list[x509.GeneralName]:
+def _sans_for(csr: x509.CertificateSigningRequest, profile: Profile) -> list[x509.GeneralName]:
     try:
         return list(csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
     except x509.ExtensionNotFound:
         pass
     names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    if names and isinstance(names[0].value, str) and is_fqdn(names[0].value):
+    # Servers may be named by a single label such as localhost; client CNs must be FQDNs.
+    is_name = is_hostname if profile is Profile.SERVER else is_fqdn
+    if names and isinstance(names[0].value, str) and is_name(names[0].value):
         return [x509.DNSName(names[0].value)]
     return []
 

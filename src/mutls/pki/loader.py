@@ -583,8 +583,8 @@ def load_crl(data: bytes, *, max_size: int = DEFAULT_MAX_INPUT) -> x509.Certific
         if b"-----BEGIN X509 CRL-----" in data:
             return x509.load_pem_x509_crl(data)
         return x509.load_der_x509_crl(data)
-    except ValueError as exc:
+    except ValueError:
         raise UnsupportedFormat(
-            f"expected a certificate revocation list (CRL) in PEM or DER; {_safe(exc)}",
+            "expected a certificate revocation list (CRL) in PEM or DER; the input is not one",
             hint="download the CRL again from the CA's CRL distribution point",
         ) from None
