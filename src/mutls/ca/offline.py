@@ -36,7 +36,6 @@ from mutls.errors import (
     CAAlreadyExists,
     CANotInitialized,
     InvalidArgument,
-    NotACA,
     SerialNotFound,
     UnsupportedFormat,
     WeakKey,
@@ -49,6 +48,7 @@ from mutls.pki.authority import (
     RevokedEntry,
     build_ca_certificate,
     build_crl,
+    require_ca,
     sign_csr,
 )
 from mutls.pki.export import private_key_pem
@@ -417,10 +417,5 @@ def _read_cert(path: Path) -> x509.Certificate:
     weakness = key_weakness(cert.public_key())
     if weakness:
         raise WeakKey(f"the CA certificate {path} has a weak key: {weakness}")
-    try:
-        basic = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        basic = None
-    if basic is None or not basic.ca:
-        raise NotACA(f"{path} is not a CA certificate")
+    require_ca(cert)
     return cert

@@ -45,6 +45,7 @@ __all__ = [
     "RevokedEntry",
     "build_ca_certificate",
     "build_crl",
+    "require_ca",
     "sign_csr",
 ]
 
@@ -113,7 +114,7 @@ def build_ca_certificate(
 ) -> x509.Certificate:
     """A root (``issuer`` None: self-signed) or an intermediate CA certificate."""
     if issuer is not None:
-        _require_ca(issuer)
+        require_ca(issuer)
         if not match_key(issuer, signing_key).matches:
             raise KeyMismatch("the signing key does not belong to the issuing CA certificate")
         if now + validity > issuer.not_valid_after_utc:
@@ -162,7 +163,7 @@ def sign_csr(
     urls: IssuerUrls | None = None,
 ) -> x509.Certificate:
     """An end-entity certificate for the CSR's subject and key. Policy is checked by the caller."""
-    _require_ca(issuer)
+    require_ca(issuer)
     if not match_key(issuer, issuer_key).matches:
         raise KeyMismatch("the CA's private key does not belong to the CA certificate")
     not_after = now + validity
@@ -265,7 +266,8 @@ def _add_urls(builder: x509.CertificateBuilder, urls: IssuerUrls | None) -> x509
     return builder
 
 
-def _require_ca(certificate: x509.Certificate) -> None:
+def require_ca(certificate: x509.Certificate) -> None:
+    """Raise :class:`~mutls.errors.NotACA` unless ``certificate`` has basicConstraints CA:TRUE."""
     try:
         basic = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
@@ -294,7 +296,7 @@ def build_crl(
     crl_number: int,
 ) -> x509.CertificateRevocationList:
     """A CRL v2 with CRL number and AKI (both required by RFC 5280 section 5.2)."""
-    _require_ca(issuer)
+    require_ca(issuer)
     if not match_key(issuer, issuer_key).matches:
         # A CRL signed by the wrong key is silently ignored by every verifier: refuse it here.
         raise KeyMismatch("the CRL signing key does not belong to the issuing CA certificate")

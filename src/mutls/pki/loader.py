@@ -87,6 +87,7 @@ def load_material(
     ``passphrase`` decrypts an encrypted key or a PKCS#12 file; it is ignored (with a finding) when
     nothing is encrypted. Raises a :class:`~mutls.errors.MutlsError` subclass on bad input.
     """
+    data = _as_bytes(data)
     with _translated() as noted:
         parts = _parse(data, passphrase, max_size=max_size)
         material = _assemble(parts, passphrase_given=passphrase is not None)
@@ -105,6 +106,8 @@ def load_identity(
     The key file's passphrase is ``passphrase``; a key already inside the certificate input is
     kept, and a second key is an error.
     """
+    certificate_data = _as_bytes(certificate_data)
+    key_data = None if key_data is None else _as_bytes(key_data)
     with _translated() as noted:
         material = _load_identity(certificate_data, key_data, passphrase, max_size=max_size)
     return _with_notes(material, noted)
@@ -133,6 +136,7 @@ def load_certificates(data: bytes, *, max_size: int = DEFAULT_MAX_INPUT) -> list
 
     Keys and CSRs in the input are an error: a trust bundle must never carry a private key.
     """
+    data = _as_bytes(data)
     with _translated():
         try:
             parts = _parse(data, None, max_size=max_size, allow_encrypted=True)
@@ -161,6 +165,13 @@ _PARSE_ERRORS = (
     OverflowError,
     x509.InvalidVersion,
 )
+
+
+def _as_bytes(data: bytes) -> bytes:
+    """A caller passing text instead of bytes is a programming error, not bad input: TypeError."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"data must be bytes, not {type(data).__name__}")
+    return bytes(data)
 
 
 class _Notes(list[str]):
@@ -217,26 +228,17 @@ def _parse(
     max_size: int,
     allow_encrypted: bool = False,
 ) -> _Parts:
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise TypeError(f"data must be bytes, not {type(data).__name__}")
-    data = bytes(data)
     if len(data) > max_size:
         raise InputTooLarge(
             f"expected certificate material of at most {max_size} bytes; found {len(data)} bytes"
         )
     if not data.strip():
         raise UnsupportedFormat("expected certificate material; the input is empty")
-    try:
-        if _PEM_BEGIN.search(data):
-            return _parse_pem(data, passphrase, allow_encrypted=allow_encrypted)
-        return _parse_binary(data, passphrase, SourceFormat.DER)
-    except MutlsError:
-        raise
-    except _PARSE_ERRORS as exc:
-        # Last line of defence: a parser rejected something in a way not translated below.
-        raise UnsupportedFormat(
-            f"expected certificate material; the input could not be parsed ({_safe(exc)})"
-        ) from None
+    # Every caller runs this inside _translated(), which turns any parser failure not
+    # translated below into UnsupportedFormat.
+    if _PEM_BEGIN.search(data):
+        return _parse_pem(data, passphrase, allow_encrypted=allow_encrypted)
+    return _parse_binary(data, passphrase, SourceFormat.DER)
 
 
 def _parse_pem(data: bytes, passphrase: bytes | None, *, allow_encrypted: bool) -> _Parts:

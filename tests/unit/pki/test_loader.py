@@ -903,3 +903,9 @@ def test_fuzz_loaded_material_can_be_inspected(
         return
     with contextlib.suppress(MutlsError):
         inspect_material(material, now)
+
+
+def test_text_instead_of_bytes_is_a_type_error() -> None:
+    """Passing str is a programming error and stays a TypeError, not unsupported_format."""
+    with pytest.raises(TypeError):
+        load_material("-----BEGIN CERTIFICATE-----")  # type: ignore[arg-type]
