@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Interop tests drive the real openssl and curl clients; install them where they are missing.
-SYSTEM_TOOLS := openssl curl
+SYSTEM_TOOLS := openssl curl jq sqlite3
 
 install: $(STAMP)
 	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
@@ -37,6 +37,8 @@ demo: install
 
 bench: install
 	$(PY) bench/pki_bench.py
+	$(PY) bench/vault_bench.py
+	$(PY) bench/ca_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

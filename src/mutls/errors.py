@@ -35,11 +35,37 @@ callers that do not know mutls.
     │   ├── CRLExpired                           crl_expired
     │   └── ChainInvalid                         chain_invalid
     ├── PolicyViolation (ValueError)             csr_policy_violation (names every broken rule)
-    └── CAStateError                             the offline CA directory
-        ├── CANotInitialized (LookupError)       ca_not_initialized
-        ├── CAAlreadyExists (FileExistsError)    ca_already_exists
-        ├── SerialNotFound (LookupError)         serial_not_found
-        └── AlreadyRevoked                       already_revoked
+    ├── CAStateError                             the offline CA directory
+    │   ├── CANotInitialized (LookupError)       ca_not_initialized
+    │   ├── CAAlreadyExists (FileExistsError)    ca_already_exists
+    │   ├── SerialNotFound (LookupError)         serial_not_found
+    │   └── AlreadyRevoked                       already_revoked
+    ├── NotFound (LookupError)                   a named resource does not exist (HTTP 404)
+    │   ├── SecretNotFound                       secret_not_found
+    │   ├── EnvironmentValueMissing              environment_value_missing
+    │   ├── AccountNotFound                      account_not_found
+    │   ├── UserNotFound                         user_not_found
+    │   ├── TokenNotFound                        token_not_found
+    │   ├── CertificateNotFound                  certificate_not_found
+    │   └── TrustedCANotFound                    trusted_ca_not_found
+    ├── Conflict                                 the change clashes with what exists (HTTP 409)
+    │   ├── NameTaken                            name_taken
+    │   ├── ResourceInUse                        resource_in_use
+    │   ├── CertificateQuotaExceeded             certificate_quota_exceeded
+    │   ├── AccountMtlsDisabled                  account_mtls_disabled
+    │   └── CAAlreadyTrusted                     ca_already_trusted
+    ├── AuthError                                who is calling, and may they (HTTP 401/403)
+    │   ├── AuthenticationRequired               authentication_required
+    │   ├── InvalidToken                         invalid_token
+    │   └── PermissionDenied (PermissionError)   permission_denied
+    ├── VaultError                               the vault cannot serve (HTTP 503)
+    │   ├── MasterKeyMissing                     master_key_missing
+    │   ├── MasterKeyMismatch                    master_key_mismatch
+    │   ├── MasterKeyUnavailable                 master_key_unavailable
+    │   └── DecryptionFailed                     secret_decryption_failed
+    └── StoreError                               the database cannot serve (HTTP 503)
+        ├── DatabaseUnavailable                  database_unavailable
+        └── SchemaOutdated                       database_schema_outdated
 """
 
 from __future__ import annotations
@@ -49,35 +75,62 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 __all__ = [
+    "AccountMtlsDisabled",
+    "AccountNotFound",
     "AlreadyRevoked",
+    "AuthError",
+    "AuthenticationRequired",
     "CAAlreadyExists",
+    "CAAlreadyTrusted",
     "CANotInitialized",
     "CAStateError",
     "CRLExpired",
     "CertificateError",
     "CertificateExpired",
+    "CertificateNotFound",
     "CertificateNotYetValid",
+    "CertificateQuotaExceeded",
     "CertificateRevoked",
     "ChainInvalid",
     "ChainOutOfOrder",
+    "Conflict",
+    "DatabaseUnavailable",
+    "DecryptionFailed",
+    "EnvironmentValueMissing",
     "FileUnreadable",
     "InputError",
     "InputTooLarge",
     "InvalidArgument",
+    "InvalidToken",
     "KeyMismatch",
+    "LiveCertificate",
+    "MasterKeyMismatch",
+    "MasterKeyMissing",
+    "MasterKeyUnavailable",
     "MissingIntermediate",
     "MissingPrivateKey",
     "MutlsError",
     "NameMismatch",
+    "NameTaken",
     "NotACA",
     "NotACertificate",
+    "NotFound",
     "PassphraseRequired",
+    "PermissionDenied",
     "PolicyViolation",
     "PrivateKeyError",
+    "ResourceInUse",
     "RuleViolation",
+    "SchemaOutdated",
+    "SecretNotFound",
     "SerialNotFound",
+    "StoreError",
+    "TokenNotFound",
+    "TrustedCANotFound",
     "UnknownIssuer",
     "UnsupportedFormat",
+    "UserNotFound",
+    "VaultError",
     "WeakKey",
     "WrongKeyUsage",
     "WrongPassphrase",
@@ -322,12 +375,199 @@ class AlreadyRevoked(CAStateError, ValueError):
     default_hint = "nothing to do: the certificate is already on the CRL"
 
 
+# --- resources ------------------------------------------------------------------------------
+
+
+class NotFound(MutlsError, LookupError):
+    code = "not_found"
+    default_hint = (
+        "list what exists with the matching `GET /admin/...` endpoint or `mutls ... list`"
+    )
+
+
+class SecretNotFound(NotFound):
+    code = "secret_not_found"
+    default_hint = "list secrets with `GET /admin/secrets` or `mutls secret list`"
+
+
+class EnvironmentValueMissing(NotFound):
+    """A secret has no value for the environment asked for; mutls never falls back to another."""
+
+    code = "environment_value_missing"
+    default_hint = (
+        "set the value with `PUT /admin/secrets/{id}/environments/{environment}` "
+        "or `mutls secret set SECRET --env ENV ...`"
+    )
+
+
+class AccountNotFound(NotFound):
+    code = "account_not_found"
+    default_hint = "list accounts with `GET /admin/accounts` or `mutls account list`"
+
+
+class UserNotFound(NotFound):
+    code = "user_not_found"
+    default_hint = "list users with `GET /admin/users` or `mutls user list`"
+
+
+class TokenNotFound(NotFound):
+    code = "token_not_found"
+    default_hint = "list tokens with `GET /admin/tokens` or `mutls token list`"
+
+
+class CertificateNotFound(NotFound):
+    code = "certificate_not_found"
+    default_hint = "list the account's certificates with `GET /admin/accounts/{id}/certificates`"
+
+
+class TrustedCANotFound(NotFound):
+    code = "trusted_ca_not_found"
+    default_hint = "list the account's trusted CAs with `GET /admin/accounts/{id}/cas`"
+
+
+class Conflict(MutlsError):
+    code = "conflict"
+
+
+class NameTaken(Conflict, ValueError):
+    code = "name_taken"
+    default_hint = "choose another name, or change the existing one instead of creating it again"
+
+
+class ResourceInUse(Conflict):
+    code = "resource_in_use"
+    default_hint = "remove what refers to it first"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LiveCertificate:
+    """One live certificate named in a quota refusal (public facts only)."""
+
+    serial: str
+    subject: str
+    not_after: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"serial": self.serial, "subject": self.subject, "not_after": self.not_after}
+
+
+class CertificateQuotaExceeded(Conflict):
+    """The account already holds as many live certificates as its quota allows."""
+
+    code = "certificate_quota_exceeded"
+    default_hint = (
+        "revoke a certificate you no longer use (the one expiring first, once its successor is "
+        "deployed), or ask the provider to raise the quota"
+    )
+
+    def __init__(
+        self, message: str, *, live: Sequence[LiveCertificate], hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.live = tuple(live)
+
+    def to_dict(self) -> dict[str, object]:
+        data = super().to_dict()
+        data["live_certificates"] = [c.to_dict() for c in self.live]
+        return data
+
+
+class AccountMtlsDisabled(Conflict):
+    code = "account_mtls_disabled"
+    default_hint = "an admin enables mTLS for the account first (`PUT /admin/accounts/{id}/mtls`)"
+
+
+class CAAlreadyTrusted(Conflict):
+    """The uploaded CA is trusted already: by this account, by another one, or by the platform."""
+
+    code = "ca_already_trusted"
+    default_hint = "list what is trusted with `GET /admin/accounts/{id}/cas`"
+
+
+# --- authentication and roles --------------------------------------------------------------
+
+
+class AuthError(MutlsError):
+    code = "auth_error"
+
+
+class AuthenticationRequired(AuthError):
+    code = "authentication_required"
+    default_hint = (
+        "send an API token as `Authorization: Bearer <token>`; the first admin token is in "
+        "<data dir>/admin-token"
+    )
+
+
+class InvalidToken(AuthError):
+    code = "invalid_token"
+    default_hint = (
+        "check that the token was copied whole; ask an admin for a new one if it was revoked"
+    )
+
+
+class PermissionDenied(AuthError, PermissionError):
+    code = "permission_denied"
+    default_hint = "use a token with a role that may do this, or ask an admin"
+
+
+# --- vault ----------------------------------------------------------------------------------
+
+
+class VaultError(MutlsError):
+    code = "vault_error"
+
+
+class MasterKeyMissing(VaultError):
+    code = "master_key_missing"
+    default_hint = (
+        "set MUTLS_MASTER_KEY or restore <data dir>/master.key from your backup; "
+        "without it no secret can be decrypted"
+    )
+
+
+class MasterKeyMismatch(VaultError):
+    code = "master_key_mismatch"
+    default_hint = "the master key given is not the one this database was encrypted with"
+
+
+class MasterKeyUnavailable(VaultError):
+    code = "master_key_unavailable"
+    default_hint = "add the missing master key version to the keyring, or re-upload the secret"
+
+
+class DecryptionFailed(VaultError):
+    code = "secret_decryption_failed"
+    default_hint = (
+        "the stored ciphertext does not belong to this secret, environment and version; "
+        "check `mutls audit verify` and restore the secret from its source"
+    )
+
+
+# --- store ----------------------------------------------------------------------------------
+
+
+class StoreError(MutlsError):
+    code = "store_error"
+
+
+class DatabaseUnavailable(StoreError):
+    code = "database_unavailable"
+    default_hint = "check MUTLS_DATABASE_URL and that the database server is running"
+
+
+class SchemaOutdated(StoreError):
+    code = "database_schema_outdated"
+    default_hint = "apply the migrations with `mutls db upgrade`"
+
+
 def all_error_classes() -> list[type[MutlsError]]:
     """Every concrete error class, for documentation and for the test that codes are unique."""
     seen: list[type[MutlsError]] = []
     stack: list[type[MutlsError]] = [MutlsError]
     while stack:
         cls = stack.pop()
-        seen.append(cls)
+        if cls.__module__ == __name__:  # not wrappers elsewhere, such as the CLI's ApiError
+            seen.append(cls)
         stack.extend(cls.__subclasses__())
     return sorted(seen, key=lambda c: c.code)

@@ -272,7 +272,7 @@ class OfflineCA:
     def records(self) -> list[IssuedRecord]:
         return self._load_index().records
 
-    def _issuer_key(self, passphrase: bytes) -> SigningKey:
+    def issuer_key(self, passphrase: bytes) -> SigningKey:
         data = (self.directory / f"{self.issuer_stem}.key.pem").read_bytes()
         return load_material(data, passphrase).require_key()
 
@@ -305,7 +305,7 @@ class OfflineCA:
             SERVER_RULES if profile is Profile.SERVER else DEFAULT_RULES,
         )
         with self._locked():
-            key = self._issuer_key(passphrase)
+            key = self.issuer_key(passphrase)
             issuer = self.issuer_certificate()
             cert = sign_csr(
                 csr,
@@ -355,7 +355,7 @@ class OfflineCA:
     def crl(self, *, passphrase: bytes, now: datetime) -> x509.CertificateRevocationList:
         """A new CRL with the next CRL number, written to ``crl.pem`` and returned."""
         with self._locked():
-            key = self._issuer_key(passphrase)
+            key = self.issuer_key(passphrase)
             revoked = [
                 RevokedEntry(
                     serial=int(r.serial, 16),

@@ -8,7 +8,14 @@ import sys
 import typer
 
 from mutls import __version__
-from mutls.cli import ca, cert, csr
+from mutls.cli import admin, ca, cert, certs, csr, db, platform, secrets, trust, vault
+from mutls.cli.client import (
+    DEFAULT_SERVER,
+    ClientOptions,
+    ServerOption,
+    TokenFileOption,
+    TokenOption,
+)
 from mutls.cli.output import console, err_console
 
 app = typer.Typer(
@@ -21,28 +28,42 @@ app = typer.Typer(
 app.add_typer(cert.app, name="cert")
 app.add_typer(csr.app, name="csr")
 app.add_typer(ca.app, name="ca")
+app.add_typer(db.app, name="db")
+app.add_typer(vault.app, name="vault")
+app.command("up")(platform.up)
+app.command("api")(platform.api)
+app.command("demo")(platform.demo)
+# These talk to a running platform's admin API (--server, --token).
+app.add_typer(secrets.app, name="secret")
+app.add_typer(admin.accounts, name="account")
+admin.accounts.command("mtls")(certs.account_mtls)
+admin.accounts.add_typer(trust.app, name="ca")  # seed 004: bring your own CA
+# `mutls cert` is the local toolkit; these three call the API (seed 003's issuance flow).
+cert.app.command("issue")(certs.cert_issue)
+cert.app.command("list")(certs.cert_list)
+cert.app.command("revoke")(certs.cert_revoke)
+app.add_typer(admin.users, name="user")
+app.add_typer(admin.tokens, name="token")
+app.add_typer(admin.audit, name="audit")
+app.command("whoami")(admin.whoami)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
+    token_file: TokenFileOption = None,
+) -> None:
+    """mutls: mutual TLS for API providers and consumers. Certificates, CA, verification."""
+    # Resolved lazily: only the commands that call the admin API read the token.
+    ctx.obj = ClientOptions(server=server, token=token, token_file=token_file)
 
 
 @app.command()
 def version() -> None:
     """Print the mutls version."""
     console.print(f"mutls {__version__}")
-
-
-@app.command()
-def demo() -> None:
-    """Run the platform with a demo upstream (arrives with the platform core; for now, a tour)."""
-    console.print("[bold]mutls demo[/]: the platform (admin API, gateway, vault) is coming soon.")
-    console.print("Today the certificate toolkit is ready. Try, in an empty directory:")
-    for line in (
-        "export MUTLS_PASSPHRASE='demo ca passphrase'",
-        "mutls ca init --dir demo-ca --name 'Demo Root CA' --org Demo --intermediate",
-        "mutls csr new --cn client.demo.example --country CA --org Demo",
-        "mutls ca sign client.demo.example.csr.pem --dir demo-ca --chain --out client.pem",
-        "mutls cert inspect client.pem --key client.demo.example.key.pem",
-        "mutls cert verify client.pem --ca demo-ca/root.pem --purpose client",
-    ):
-        console.print(f"  {line}")
 
 
 def main() -> None:

@@ -1,4 +1,7 @@
-"""``mutls cert``: inspect, convert, match and verify certificate material."""
+"""``mutls cert``: inspect, convert, match and verify certificate material.
+
+``issue`` and ``list`` join this group from ``cli/certs.py`` (they call the admin API).
+"""
 
 from __future__ import annotations
 
@@ -28,7 +31,11 @@ from mutls.pki.keys import match_key
 from mutls.pki.loader import DEFAULT_MAX_INPUT, load_certificates, load_crl
 from mutls.pki.verify import Purpose, verify_chain
 
-app = typer.Typer(no_args_is_help=True, help="Inspect, convert, match and verify certificates.")
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Inspect, convert, match and verify certificates; issue and list an account's "
+    "client certificates (via the API).",
+)
 
 FileArg = Annotated[
     Path, typer.Argument(help="PEM, DER, PKCS#12 (.p12/.pfx) or PKCS#7 (.p7b) file.")

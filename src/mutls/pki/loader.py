@@ -34,6 +34,7 @@ from mutls.errors import (
     WrongPassphrase,
 )
 from mutls.pki.chain import order_chain
+from mutls.pki.kdf_limits import MAX_PKCS12_ITERATIONS, MAX_TOTAL_ITERATIONS, kdf_iterations
 from mutls.pki.keys import SigningKey, match_key, public_key_sha256, signing_key
 from mutls.pki.material import Finding, Material, Severity, SourceFormat
 
@@ -322,12 +323,19 @@ def _pem_certificate(pem: bytes, index: int) -> x509.Certificate:
 
 def _pem_csr(pem: bytes, index: int) -> x509.CertificateSigningRequest:
     try:
-        return x509.load_pem_x509_csr(pem)
-    except (ValueError, x509.InvalidVersion) as exc:
+        return _checked_csr(x509.load_pem_x509_csr(pem))
+    except (*_PARSE_ERRORS, x509.InvalidVersion, x509.DuplicateExtension) as exc:
         raise UnsupportedFormat(
             f"PEM block {index} (CERTIFICATE REQUEST) is damaged: {_safe(exc)}",
             hint="create the CSR again, or copy it again in full",
         ) from None
+
+
+def _checked_csr(csr: x509.CertificateSigningRequest) -> x509.CertificateSigningRequest:
+    """Decode the key and names now (a damaged key otherwise fails later, inside inspect)."""
+    csr.public_key()
+    _ = (csr.subject, csr.extensions, csr.signature_algorithm_oid)
+    return csr
 
 
 def _usable(key: PrivateKeyTypes) -> SigningKey:
@@ -388,7 +396,7 @@ def _parse_binary(data: bytes, passphrase: bytes | None, fmt: SourceFormat) -> _
         parts.unordered = True
         return parts
     try:
-        parts.csrs.append(x509.load_der_x509_csr(data))
+        parts.csrs.append(_checked_csr(x509.load_der_x509_csr(data)))
     except (ValueError, x509.InvalidVersion):
         pass
     else:
@@ -445,6 +453,17 @@ def _looks_like_pkcs12(data: bytes) -> bool:
 
 def _parse_pkcs12(data: bytes, passphrase: bytes | None) -> _Parts:
     parts = _Parts(source_format=SourceFormat.PKCS12)
+    iterations = kdf_iterations(data)
+    if iterations and (
+        max(iterations) > MAX_PKCS12_ITERATIONS or sum(iterations) > MAX_TOTAL_ITERATIONS
+    ):
+        raise UnsupportedFormat(
+            f"expected a PKCS#12 file with at most {MAX_PKCS12_ITERATIONS:,} key-derivation "
+            f"iterations; this one asks for {max(iterations):,} "
+            f"({sum(iterations):,} in all); opening it would tie up the CPU",
+            hint="export it again with default settings (openssl pkcs12 -export, or "
+            "`mutls cert convert --to p12`)",
+        )
     # Files exported "without a password" use either no password or the empty one.
     attempts: Sequence[bytes | None] = [passphrase] if passphrase is not None else [None, b""]
     loaded = None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from cryptography import x509
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mutls.errors import PolicyViolation, RuleViolation
 from mutls.pki.keys import key_weakness
@@ -229,6 +229,22 @@ def _validity(request: IssuanceRequest) -> str | None:
     return None
 
 
+def _client_auth_usage(request: IssuanceRequest) -> str | None:
+    try:
+        requested = request.csr.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return None  # the CA sets clientAuth itself
+    names = {oid.dotted_string for oid in requested}
+    wanted = {
+        ExtendedKeyUsageOID.CLIENT_AUTH.dotted_string,
+        ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE.dotted_string,
+    }
+    if names & wanted:
+        return None
+    shown = ", ".join(sorted(getattr(oid, "_name", oid.dotted_string) for oid in requested))
+    return f"the CSR asks for extended key usage {shown}; a client certificate needs clientAuth"
+
+
 DEFAULT_RULES: tuple[Rule, ...] = (
     Rule(name="csr_signature", description="the CSR is signed by its own key", check=_signature),
     Rule(
@@ -258,6 +274,11 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         description="requested validity within the profile's maximum",
         check=_validity,
     ),
+    Rule(
+        name="client_auth_usage",
+        description="a requested extendedKeyUsage includes clientAuth",
+        check=_client_auth_usage,
+    ),
 )
 
 
@@ -277,6 +298,7 @@ SERVER_RULES: tuple[Rule, ...] = tuple(
         ),
     }.get(rule.name, rule)
     for rule in DEFAULT_RULES
+    if rule.name != "client_auth_usage"
 )
 
 

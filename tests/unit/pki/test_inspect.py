@@ -20,6 +20,7 @@ from mutls.pki.inspect import (
     describe_certificate,
     expiry_status,
     inspect_material,
+    serial_hex,
 )
 from mutls.pki.keys import generate_key, public_key_sha256, spki_pin
 from mutls.pki.loader import load_material
@@ -75,8 +76,9 @@ def test_describe_leaf(server: Identity, now: datetime) -> None:
     assert report.subject == "CN=server.example.com"
     assert report.subject_common_name == "server.example.com"
     assert report.issuer == "CN=mutls Test Root CA Issuing CA,O=mutls tests"
-    assert report.serial == format(server.certificate.serial_number, "X")
+    assert int(report.serial, 16) == server.certificate.serial_number
     assert report.serial == report.serial.upper()
+    assert len(report.serial) % 2 == 0  # whole bytes, as openssl prints serials
     assert report.subject_alt_names == ("DNS:server.example.com", "IP:127.0.0.1")
     assert report.key_usage == ("digitalSignature",)
     assert report.extended_key_usage == ("serverAuth",)
@@ -295,3 +297,12 @@ def test_invalid_country_length_inspects_without_warning(
         report = inspect_material(material, now)
     assert report.certificate is not None
     assert "C=USA" in report.certificate.subject
+
+
+@pytest.mark.parametrize(
+    ("serial", "expected"),
+    [(0x1, "01"), (0xAB, "AB"), (0x1AB, "01AB"), (0x134AF4A1, "134AF4A1"), (0x34AF4A1, "034AF4A1")],
+)
+def test_serial_hex_pads_to_whole_bytes(serial: int, expected: str) -> None:
+    """Serials print as openssl prints them, so an odd-length serial gains a leading zero."""
+    assert serial_hex(serial) == expected

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mutls.errors import KeyMismatch, MutlsError
+from mutls.errors import KeyMismatch, MutlsError, UnsupportedFormat
 from mutls.pki.inspect import inspect_material
 from mutls.pki.keys import public_key_sha256
 from mutls.pki.loader import load_certificates, load_crl, load_identity, load_material
@@ -909,3 +909,17 @@ def test_text_instead_of_bytes_is_a_type_error() -> None:
     """Passing str is a programming error and stays a TypeError, not unsupported_format."""
     with pytest.raises(TypeError):
         load_material("-----BEGIN CERTIFICATE-----")  # type: ignore[arg-type]
+
+
+def test_csr_with_a_damaged_public_key_is_unsupported_format_at_load_time() -> None:
+    """Found by the fuzzer: the CSR parses, but its EC point is off the curve."""
+    damaged = (
+        b"-----BEGIN CERTIFICATE REQUEST-----\n"
+        b"MIHTMHwCAQAwGjEYMBYGA1UEAwwPY3NyLmV4YW1wbGUuY29tMFkwEwYHK4ZIzj0CAQYIKoZIzj0D\n"
+        b"AQcDQgAERsiJL2co2SG4TPgFjC9ui6xv31j90evYlf+vifYWiG39aWnUosc794NwXN64e+1Fg0W5\n"
+        b"/VOnEEcZMPYkSwEaoaAAMAoGCCqGSM49BAMCA0cAMEQCIAzUDAukdFlp20O3HBuQ919TM4ZpIhbL\n"
+        b"1Npjkfr/eK6yAiBxj//Cv0MzFIfirKbReFqJnz2vRGpCII9ri1wZ2qhAVg==\n"
+        b"-----END CERTIFICATE REQUEST-----\n"
+    )
+    with pytest.raises(UnsupportedFormat, match="CERTIFICATE REQUEST"):
+        load_material(damaged)

@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
-from cryptography.x509.oid import NameOID, ObjectIdentifier
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 from mutls.errors import PolicyViolation
 from mutls.policy.issuance import (
@@ -239,6 +239,40 @@ def test_validity_unchecked_without_maximum(key: ec.EllipticCurvePrivateKey) -> 
     assert _rules(_csr(key, GOOD_CN), timedelta(days=10_000), None) == []
 
 
+# --- client_auth_usage ---------------------------------------------------------------------------
+
+
+def _csr_with_usage(
+    key: CertificateIssuerPrivateKeyTypes, *usages: ObjectIdentifier
+) -> x509.CertificateSigningRequest:
+    return (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "client.example.com")]))
+        .add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+
+
+def test_server_auth_only_request_breaks_client_auth_rule(key: ec.EllipticCurvePrivateKey) -> None:
+    """A CSR asking only for serverAuth cannot become a client certificate."""
+    csr = _csr_with_usage(key, ExtendedKeyUsageOID.SERVER_AUTH)
+    violations = evaluate(IssuanceRequest(csr=csr))
+    assert [v.rule for v in violations] == ["client_auth_usage"]
+    assert "serverAuth" in violations[0].message
+
+
+def test_client_auth_request_passes(key: ec.EllipticCurvePrivateKey) -> None:
+    """Asking for clientAuth (with or without serverAuth), or for nothing, passes."""
+    both = _csr_with_usage(key, ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
+    assert _rules(both) == []
+    assert _rules(_csr(key, GOOD_CN)) == []
+
+
+def test_server_rules_do_not_ask_for_client_auth(key: ec.EllipticCurvePrivateKey) -> None:
+    csr = _csr_with_usage(key, ExtendedKeyUsageOID.SERVER_AUTH)
+    assert _rules(csr, rules=SERVER_RULES) == []
+
+
 # --- all together --------------------------------------------------------------------------------
 
 
@@ -286,6 +320,7 @@ def test_every_default_rule_is_tested() -> None:
         "no_wildcards",
         "san_dns_fqdn",
         "max_validity",
+        "client_auth_usage",
     ]
     assert all(r.description for r in DEFAULT_RULES)
 

@@ -1,0 +1,1 @@
+"""One module per resource. Each exposes ``router``; ``mutls.api.app`` includes them all."""

@@ -1,0 +1,1 @@
+"""The tamper-evident audit log: hash-chained rows written in the same transaction as the change."""

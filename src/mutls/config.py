@@ -1,0 +1,196 @@
+"""Validated settings: every knob of a running mutls, read once from the environment.
+
+Each setting has a default that is safe on a laptop (loopback listeners, an embedded SQLite file in
+``./mutls-data``) and an environment variable to change it. A bad value is an
+``invalid_argument`` error naming the variable, never a crash at first use.
+
+=========================  ==============================  =================================
+variable                   default                         meaning
+=========================  ==============================  =================================
+MUTLS_DATA_DIR             ./mutls-data                    database, master key, CA, token
+MUTLS_DATABASE_URL         sqlite in the data directory    e.g. postgresql://host/mutls
+MUTLS_MASTER_KEY           (unset: use the key file)       keyring text, see vault/keyring.py
+MUTLS_MASTER_KEY_FILE      <data dir>/master.key           where the keyring file lives
+MUTLS_API_LISTEN           127.0.0.1:7000                  admin API host:port
+MUTLS_MAX_BODY_BYTES       1048576                         largest admin API request body
+MUTLS_PUBLIC_URL           the admin API URL               base URL relying parties reach for
+                                                           CRL and OCSP (in issued certs)
+=========================  ==============================  =================================
+
+``MUTLS_PUBLIC_URL`` is written into every issued certificate (CRL distribution point
+``<url>/ca/platform/crl``, OCSP ``<url>/ca/platform/ocsp``) and cannot be changed in a certificate
+afterwards, so set it before issuing to the name relying parties use (``https://pki.example.com``),
+not to a listen address.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from mutls.errors import InvalidArgument
+
+__all__ = ["Settings", "parse_listen", "parse_public_url"]
+
+DEFAULT_API_PORT = 7000
+DEFAULT_MAX_BODY = 1024 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything a mutls process needs to know before it opens the store."""
+
+    data_dir: Path
+    database_url: str | None = None
+    master_key: str | None = None
+    master_key_file: Path | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int = DEFAULT_API_PORT
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    public_url: str | None = None
+    """Validated by :func:`parse_public_url`; None means :attr:`api_url`."""
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'mutls.db'}"
+
+    @property
+    def effective_master_key_file(self) -> Path:
+        return self.master_key_file or self.data_dir / "master.key"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.data_dir / "admin-token"
+
+    @property
+    def ca_dir(self) -> Path:
+        return self.data_dir / "ca"
+
+    @property
+    def api_url(self) -> str:
+        host = f"[{self.api_host}]" if ":" in self.api_host else self.api_host
+        return f"http://{host}:{self.api_port}"
+
+    @property
+    def effective_public_url(self) -> str:
+        """The base URL issued certificates point relying parties to, without a trailing '/'."""
+        return self.public_url or self.api_url
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the ``MUTLS_*`` variables."""
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get("MUTLS_DATA_DIR") or "mutls-data").expanduser().absolute()
+        database_url = env.get("MUTLS_DATABASE_URL") or None
+        if database_url is not None:
+            database_url = normalize_database_url(database_url, variable="MUTLS_DATABASE_URL")
+        key_file = env.get("MUTLS_MASTER_KEY_FILE")
+        host, port = parse_listen(
+            env.get("MUTLS_API_LISTEN") or f"127.0.0.1:{DEFAULT_API_PORT}",
+            variable="MUTLS_API_LISTEN",
+        )
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            master_key=env.get("MUTLS_MASTER_KEY") or None,
+            master_key_file=Path(key_file).expanduser().absolute() if key_file else None,
+            api_host=host,
+            api_port=port,
+            max_body_bytes=_positive_int(
+                env.get("MUTLS_MAX_BODY_BYTES"), DEFAULT_MAX_BODY, "MUTLS_MAX_BODY_BYTES"
+            ),
+            public_url=(
+                parse_public_url(public, variable="MUTLS_PUBLIC_URL")
+                if (public := env.get("MUTLS_PUBLIC_URL"))
+                else None
+            ),
+        )
+
+
+def normalize_database_url(url: str, *, variable: str) -> str:
+    """Accept the URL forms people paste, and pick the drivers mutls ships with.
+
+    ``postgres://`` (Heroku style) and ``postgresql://`` both become ``postgresql+psycopg://``
+    (psycopg 3); ``sqlite:///path`` stays as it is.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise InvalidArgument(
+            f"expected {variable} to be a URL like postgresql://user@host/db; found no '://'",
+            hint="examples: postgresql://mutls@127.0.0.1:5432/mutls, sqlite:////var/lib/mutls.db",
+        )
+    base = scheme.split("+", 1)[0].lower()
+    if base in {"postgres", "postgresql"}:
+        return f"postgresql+psycopg://{rest}"
+    if base == "sqlite":
+        return f"sqlite://{rest}"
+    raise InvalidArgument(
+        f"expected {variable} to use postgresql:// or sqlite://; found {scheme}://",
+        hint="mutls stores its state in PostgreSQL or SQLite",
+    )
+
+
+def parse_listen(value: str, *, variable: str) -> tuple[str, int]:
+    """Split ``host:port`` (``[::1]:7000`` for IPv6) with a clear error."""
+    host, sep, port_text = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise InvalidArgument(
+            f"expected {variable} as host:port, like 127.0.0.1:7000; found {value!r}",
+        )
+    return host, int(port_text)
+
+
+def parse_public_url(value: str, *, variable: str) -> str:
+    """An absolute http(s) URL with a host and no query or fragment, without a trailing '/'.
+
+    Relying parties append ``/ca/<name>/crl`` to it, so anything after the path would break every
+    URL made from it, and credentials in it would be published in every certificate.
+    """
+    example = "like https://pki.example.com or http://10.0.0.5:7000/mutls"
+    try:
+        parts = urlsplit(value.strip())
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        parts, port_ok = None, False
+    if (
+        parts is None
+        or not port_ok
+        or parts.scheme.lower() not in {"http", "https"}
+        or not parts.hostname
+        or parts.username is not None
+        or parts.password is not None
+        or parts.query
+        or parts.fragment
+        or value.strip().endswith(("?", "#"))
+        or any(c.isspace() for c in value.strip())
+    ):
+        raise InvalidArgument(
+            f"expected {variable} to be an http(s) URL without credentials, query or fragment, "
+            f"{example}; found {_without_userinfo(value)[:200]!r}",
+            hint="it becomes the CRL and OCSP addresses in issued certificates",
+        )
+    return value.strip().rstrip("/")
+
+
+def _without_userinfo(url: str) -> str:
+    # A password pasted into the URL must not reach an error message or a log.
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if sep and "@" in authority:
+        return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
+    return url
+
+
+def _positive_int(raw: str | None, default: int, variable: str) -> int:
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or int(raw) <= 0:
+        raise InvalidArgument(f"expected {variable} to be a positive integer; found {raw!r}")
+    return int(raw)

@@ -1,0 +1,1 @@
+"""Putting the parts together: the platform handle, first-start bootstrap, and `mutls up`."""

@@ -1,0 +1,112 @@
+"""Demo data for `mutls demo`: an account, tokens, and secrets issued by the platform CA.
+
+Everything is made through the same services a user calls, so the demo's audit log is a real one
+and ``mutls audit verify`` passes on it.
+"""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives import serialization
+
+from mutls.accounts.mtls import update_mtls_settings
+from mutls.accounts.principal import Principal
+from mutls.accounts.service import create_account, create_token
+from mutls.ca.issuance import issue_certificate
+from mutls.ca.issuer import IssuerCache
+from mutls.errors import NameTaken
+from mutls.pki.csr import SubjectSpec, build_csr
+from mutls.pki.export import private_key_pem
+from mutls.pki.keys import generate_key
+from mutls.runtime.bootstrap import open_platform_ca, platform_ca_passphrase
+from mutls.runtime.platform import Platform
+from mutls.vault.secrets import create_secret
+
+__all__ = ["DEMO_SECRET", "seed_demo"]
+
+DEMO_ACCOUNT = "acme-bank"
+DEMO_SECRET = "partner_bank_client"
+
+
+def _client_identity(platform: Platform, common_name: str, days: int) -> dict[str, object]:
+    key = generate_key()
+    csr = build_csr(key, SubjectSpec(common_name=common_name, country="CA", organization="Demo"))
+    ca = open_platform_ca(platform)
+    certificate = ca.sign(
+        csr.public_bytes(serialization.Encoding.PEM),
+        passphrase=platform_ca_passphrase(platform, purpose="demo certificate"),
+        now=platform.clock(),
+        validity_days=days,
+    )
+    root = ca.root_certificate()
+    chain = b"".join(
+        c.public_bytes(serialization.Encoding.PEM)
+        for c in [certificate, *ca.chain()]
+        if c != root  # peers hold the root; send leaf and intermediates
+    )
+    return {
+        "certificate_pem": chain.decode(),
+        "private_key_pem": private_key_pem(key, None).decode(),
+    }
+
+
+def seed_demo(platform: Platform) -> dict[str, str] | None:
+    """Create the demo objects once; returns the demo tokens, or None if they already exist."""
+    admin = Principal.system("system:demo")
+    now = platform.clock()
+    try:
+        account = create_account(
+            platform.db, admin, name=DEMO_ACCOUNT, display_name="ACME Bank (demo)", now=now
+        )
+    except NameTaken:
+        return None
+    # Provider side: the account opted in to mTLS, with one certificate issued from its CSR.
+    update_mtls_settings(platform.db, admin, account.id, enabled=True, now=now)
+    key = generate_key()
+    csr = build_csr(
+        key,
+        SubjectSpec(common_name="api-client.acme-bank.example", country="CA", organization="ACME"),
+    )
+    issuer = IssuerCache(platform.db, platform.keys, platform.settings.ca_dir).platform(now=now)
+    issue_certificate(
+        platform.db,
+        issuer,
+        admin,
+        account.id,
+        csr.public_bytes(serialization.Encoding.PEM),
+        now=now,
+        api_versions=["v2"],
+    )
+    create_secret(
+        platform.db,
+        platform.keys,
+        admin,
+        name=DEMO_SECRET,
+        secret_type="certificate",
+        description="client certificate for the partner bank's mTLS API (demo)",
+        values={
+            "production": _client_identity(platform, "client.demo.example", 365),
+            # A short-lived sandbox certificate, so the expiry warnings have something to show.
+            "sandbox": _client_identity(platform, "sandbox.client.demo.example", 20),
+        },
+        now=now,
+    )
+    create_secret(
+        platform.db,
+        platform.keys,
+        admin,
+        name="partner_bank_api_key",
+        secret_type="string",
+        description="an API key sent as a header (demo)",
+        values={"production": {"value": "demo-production-api-key-not-secret"}},
+        now=now,
+    )
+    auditor = create_token(platform.db, admin, name="demo auditor", role="auditor", now=now)
+    manager = create_token(
+        platform.db,
+        admin,
+        name="demo manage-mtls (acme-bank)",
+        role="manage-mtls",
+        account_id=account.id,
+        now=now,
+    )
+    return {"auditor": auditor.token, "manage-mtls": manager.token}

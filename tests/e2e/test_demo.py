@@ -1,0 +1,87 @@
+"""`make demo` runs `mutls demo`: the platform with demo data, resumable across restarts."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import MUTLS
+from tests.e2e.test_cli_platform import _clean_env, _free_port
+from tests.secretscan import register_secret
+
+START_TIMEOUT = 60
+
+
+def run_demo(tmp_path: Path, port: int) -> tuple[subprocess.Popen[bytes], Path]:
+    out = tmp_path / f"demo-{time.monotonic_ns()}.out"
+    env = _clean_env()
+    env["MUTLS_API_LISTEN"] = f"127.0.0.1:{port}"
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(
+            [str(MUTLS), "demo", "--data-dir", str(tmp_path / "demo-data")],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, out.read_text()
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return proc, out
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    pytest.fail(f"mutls demo did not start; {out.read_text()}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> int:
+    proc.send_signal(signal.SIGINT)
+    return proc.wait(timeout=20)
+
+
+def test_demo_serves_demo_data_and_resumes(tmp_path: Path) -> None:
+    port = _free_port()
+    proc, out = run_demo(tmp_path, port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        token = (tmp_path / "demo-data" / "admin-token").read_text().strip()
+        register_secret(token)
+        headers = {"Authorization": f"Bearer {token}"}
+        secret = httpx.get(f"{url}/admin/secrets/partner_bank_client", headers=headers).json()
+        assert sorted(secret["environments"]) == ["production", "sandbox"]
+        sandbox = secret["environments"]["sandbox"]["metadata"]
+        assert sandbox["expiry_status"] == "urgent"
+        assert sandbox["has_private_key"] is True
+        assert "private_key_pem" not in str(secret)
+        verify = httpx.post(f"{url}/admin/audit/verify", headers=headers, json={}).json()
+        assert verify["ok"] is True
+        certs = httpx.get(f"{url}/admin/accounts/acme-bank/certificates", headers=headers).json()
+        assert [c["status"] for c in certs["certificates"]] == ["live"]
+        crl = httpx.get(f"{url}/ca/platform/crl")
+        assert crl.headers["content-type"] == "application/pkix-crl"
+        # The unauthenticated twin: the demo is no open door.
+        refused = httpx.get(f"{url}/admin/secrets")
+        assert refused.status_code == 401
+    finally:
+        assert stop(proc) == 0
+    printed = out.read_text()
+    assert "mutls demo is running" in printed
+    assert "demo tokens (shown once)" in printed
+
+    again, out2 = run_demo(tmp_path, port)
+    try:
+        listed = httpx.get(f"{url}/admin/secrets", headers=headers).json()["secrets"]
+        assert [s["name"] for s in listed].count("partner_bank_client") == 1
+    finally:
+        assert stop(again) == 0
+    assert "demo tokens" not in out2.read_text()
