@@ -206,8 +206,13 @@ def issue_certificate(
     api_versions: Sequence[str] = (),
     urls: IssuerUrls | None = None,
     renewed_from_id: str | None = None,
+    audit_action: str = "certificate.issue",
 ) -> IssuedView:
-    """Check the CSR, sign it, and record it against the account's quota, all or nothing."""
+    """Check the CSR, sign it, and record it against the account's quota, all or nothing.
+
+    ``renewed_from_id`` records lineage (a renewal names the certificate it succeeds);
+    ``audit_action`` names the operation in the audit log (``certificate.renew`` for renewals).
+    """
     principal.require(Permission.CERTIFICATES_MANAGE)
     if validity_days is not None and not 1 <= validity_days <= MAX_VALIDITY_DAYS:
         raise InvalidArgument(
@@ -274,7 +279,7 @@ def issue_certificate(
         record(
             session,
             principal=principal,
-            action="certificate.issue",
+            action=audit_action,
             account_id=account.id,
             resource_type="certificate",
             resource_id=row.id,
@@ -285,6 +290,7 @@ def issue_certificate(
                 "not_after": row.not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "live_after": len(live) + 1,
                 "quota": account.certificate_quota,
+                **({"renewed_from": renewed_from_id} if renewed_from_id else {}),
             },
             now=now,
         )
