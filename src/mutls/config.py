@@ -15,6 +15,9 @@ MUTLS_API_LISTEN           127.0.0.1:7000                  admin API host:port
 MUTLS_MAX_BODY_BYTES       1048576                         largest admin API request body
 MUTLS_PUBLIC_URL           the admin API URL               base URL relying parties reach for
                                                            CRL and OCSP (in issued certs)
+MUTLS_RENEW_LISTEN         0.0.0.0:8444                    mTLS renewal listener (``off``: none)
+MUTLS_SERVER_NAMES         localhost,127.0.0.1 and the     names in the TLS server certificate
+                           public URL's host               of customer-facing listeners
 =========================  ==============================  =================================
 
 ``MUTLS_PUBLIC_URL`` is written into every issued certificate (CRL distribution point
@@ -25,6 +28,7 @@ not to a listen address.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,6 +40,8 @@ from mutls.errors import InvalidArgument
 __all__ = ["Settings", "parse_listen", "parse_public_url"]
 
 DEFAULT_API_PORT = 7000
+DEFAULT_RENEW_LISTEN = "0.0.0.0:8444"
+DEFAULT_SERVER_NAMES = ("localhost", "127.0.0.1")
 DEFAULT_MAX_BODY = 1024 * 1024
 
 
@@ -52,6 +58,9 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY
     public_url: str | None = None
     """Validated by :func:`parse_public_url`; None means :attr:`api_url`."""
+    renew_listen: tuple[str, int] | None = None
+    """Where ``POST /renew`` listens over mTLS; None: no renewal listener."""
+    server_names: tuple[str, ...] = DEFAULT_SERVER_NAMES
 
     @property
     def effective_database_url(self) -> str:
@@ -78,6 +87,16 @@ class Settings:
         return f"http://{host}:{self.api_port}"
 
     @property
+    def renew_url(self) -> str | None:
+        """How a client on this machine reaches the renewal listener (loopback for 0.0.0.0)."""
+        if self.renew_listen is None:
+            return None
+        host, port = self.renew_listen
+        if host in {"0.0.0.0", "::"}:  # noqa: S104 - a wildcard bind is reached via loopback
+            host = "localhost"
+        return f"https://{f'[{host}]' if ':' in host else host}:{port}"
+
+    @property
     def effective_public_url(self) -> str:
         """The base URL issued certificates point relying parties to, without a trailing '/'."""
         return self.public_url or self.api_url
@@ -95,6 +114,11 @@ class Settings:
             env.get("MUTLS_API_LISTEN") or f"127.0.0.1:{DEFAULT_API_PORT}",
             variable="MUTLS_API_LISTEN",
         )
+        public_url = (
+            parse_public_url(public, variable="MUTLS_PUBLIC_URL")
+            if (public := env.get("MUTLS_PUBLIC_URL"))
+            else None
+        )
         return cls(
             data_dir=data_dir,
             database_url=database_url,
@@ -105,11 +129,11 @@ class Settings:
             max_body_bytes=_positive_int(
                 env.get("MUTLS_MAX_BODY_BYTES"), DEFAULT_MAX_BODY, "MUTLS_MAX_BODY_BYTES"
             ),
-            public_url=(
-                parse_public_url(public, variable="MUTLS_PUBLIC_URL")
-                if (public := env.get("MUTLS_PUBLIC_URL"))
-                else None
+            public_url=public_url,
+            renew_listen=_optional_listen(
+                env.get("MUTLS_RENEW_LISTEN") or DEFAULT_RENEW_LISTEN, "MUTLS_RENEW_LISTEN"
             ),
+            server_names=_server_names(env.get("MUTLS_SERVER_NAMES"), public_url),
         )
 
 
@@ -186,6 +210,41 @@ def _without_userinfo(url: str) -> str:
     if sep and "@" in authority:
         return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
     return url
+
+
+def _optional_listen(value: str, variable: str) -> tuple[str, int] | None:
+    if value.strip().lower() in {"off", "none", "disabled"}:
+        return None
+    return parse_listen(value.strip(), variable=variable)
+
+
+def _server_names(raw: str | None, public_url: str | None) -> tuple[str, ...]:
+    """Comma-separated DNS names or IP addresses; by default loopback and the public host."""
+    if raw is None or not raw.strip():
+        names = list(DEFAULT_SERVER_NAMES)
+        host = urlsplit(public_url).hostname if public_url else None
+        if host and host not in names:
+            names.append(host)
+        return tuple(names)
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    for name in names:
+        if not _is_ip(name) and (
+            not name.isascii() or any(c.isspace() or c in "/@:*" for c in name)
+        ):
+            raise InvalidArgument(
+                f"expected MUTLS_SERVER_NAMES as comma-separated DNS names or IP addresses, "
+                f"like api.example.com,10.0.0.5; found {name[:100]!r}",
+                hint="no wildcards, ports or URLs: only the names clients connect to",
+            )
+    return tuple(dict.fromkeys(names))
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _positive_int(raw: str | None, default: int, variable: str) -> int:

@@ -15,7 +15,8 @@ callers that do not know mutls.
     │   ├── NotACertificate                      not_a_certificate
     │   ├── InputTooLarge                        input_too_large
     │   ├── InvalidArgument                      invalid_argument
-    │   └── FileUnreadable                       file_unreadable
+    │   ├── FileUnreadable                       file_unreadable
+    │   └── RenewalNamesChanged                  renewal_names_changed
     ├── PrivateKeyError (ValueError)             problems with private keys
     │   ├── MissingPrivateKey (LookupError)      missing_private_key
     │   ├── KeyMismatch                          key_mismatch
@@ -57,7 +58,9 @@ callers that do not know mutls.
     ├── AuthError                                who is calling, and may they (HTTP 401/403)
     │   ├── AuthenticationRequired               authentication_required
     │   ├── InvalidToken                         invalid_token
+    │   ├── ClientCertificateRequired            client_certificate_required
     │   └── PermissionDenied (PermissionError)   permission_denied
+    │       └── CertificateNotRenewable          certificate_not_renewable
     ├── VaultError                               the vault cannot serve (HTTP 503)
     │   ├── MasterKeyMissing                     master_key_missing
     │   ├── MasterKeyMismatch                    master_key_mismatch
@@ -88,11 +91,13 @@ __all__ = [
     "CertificateError",
     "CertificateExpired",
     "CertificateNotFound",
+    "CertificateNotRenewable",
     "CertificateNotYetValid",
     "CertificateQuotaExceeded",
     "CertificateRevoked",
     "ChainInvalid",
     "ChainOutOfOrder",
+    "ClientCertificateRequired",
     "Conflict",
     "DatabaseUnavailable",
     "DecryptionFailed",
@@ -119,6 +124,7 @@ __all__ = [
     "PermissionDenied",
     "PolicyViolation",
     "PrivateKeyError",
+    "RenewalNamesChanged",
     "ResourceInUse",
     "RuleViolation",
     "SchemaOutdated",
@@ -509,6 +515,37 @@ class InvalidToken(AuthError):
 class PermissionDenied(AuthError, PermissionError):
     code = "permission_denied"
     default_hint = "use a token with a role that may do this, or ask an admin"
+
+
+class ClientCertificateRequired(AuthError):
+    """An mTLS endpoint was reached without a client certificate."""
+
+    code = "client_certificate_required"
+    default_hint = (
+        "send your client certificate and key with the request (curl --cert C --key K, "
+        "`mutls renew --cert C --key K`)"
+    )
+
+
+class CertificateNotRenewable(PermissionDenied):
+    """The presented certificate chains to our CA but is not one the platform issued to an
+    account (a server certificate, or one issued outside the registry)."""
+
+    code = "certificate_not_renewable"
+    default_hint = (
+        "only client certificates issued to an account by this platform renew themselves; "
+        "issue a new one with `mutls cert issue` or in the portal"
+    )
+
+
+class RenewalNamesChanged(InputError):
+    """A renewal CSR asks for other names than the certificate it renews."""
+
+    code = "renewal_names_changed"
+    default_hint = (
+        "a renewal keeps the subject and SANs of the current certificate: make the CSR with the "
+        "same names (`mutls renew` without --csr does), or issue a new certificate instead"
+    )
 
 
 # --- vault ----------------------------------------------------------------------------------

@@ -32,7 +32,12 @@ def test_api_node_serves_after_db_upgrade_with_a_key_from_the_environment(
     env = {"MUTLS_DATA_DIR": str(tmp_path / "d"), "MUTLS_MASTER_KEY": key}
     assert run("db", "upgrade", env=env).returncode == 0
     port = _free_port()
-    full = {**_clean_env(), **env, "MUTLS_API_LISTEN": f"127.0.0.1:{port}"}
+    full = {
+        **_clean_env(),
+        **env,
+        "MUTLS_API_LISTEN": f"127.0.0.1:{port}",
+        "MUTLS_RENEW_LISTEN": f"127.0.0.1:{_free_port()}",
+    }
     proc = subprocess.Popen(
         [str(MUTLS), "api"],
         env=full,

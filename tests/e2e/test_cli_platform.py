@@ -49,6 +49,7 @@ class Server:
     log: Path
     proc: subprocess.Popen[bytes]
     admin_token: str = field(repr=False)
+    renew_url: str = ""
     secrets: set[str] = field(default_factory=set, repr=False)
 
     def env(self, token: str | None = None, **extra: str) -> dict[str, str]:
@@ -100,11 +101,12 @@ def _free_port() -> int:
 def start_server(base: Path) -> Server:
     base.mkdir(parents=True, exist_ok=True)
     data_dir, log = base / "data", base / "mutls-up.log"
-    port = _free_port()
+    port, renew_port = _free_port(), _free_port()
     env = _clean_env()
     env.update(
         MUTLS_DATA_DIR=str(data_dir),
         MUTLS_API_LISTEN=f"127.0.0.1:{port}",
+        MUTLS_RENEW_LISTEN=f"127.0.0.1:{renew_port}",
         MUTLS_LOG_LEVEL="debug",
     )
     url = f"http://127.0.0.1:{port}"
@@ -133,7 +135,14 @@ def start_server(base: Path) -> Server:
         time.sleep(0.2)
     token = (data_dir / "admin-token").read_text().strip()
     register_secret(token)  # the server's own log is checked for it separately: once, no more
-    return Server(url=url, data_dir=data_dir, log=log, proc=proc, admin_token=token)
+    return Server(
+        url=url,
+        data_dir=data_dir,
+        log=log,
+        proc=proc,
+        admin_token=token,
+        renew_url=f"https://127.0.0.1:{renew_port}",
+    )
 
 
 @pytest.fixture(scope="module")

@@ -53,3 +53,48 @@ def test_a_bad_public_url_is_invalid_argument_naming_the_variable(tmp_path: Path
     assert caught.value.code == "invalid_argument"
     assert "MUTLS_PUBLIC_URL" in str(caught.value)
     assert "pw" not in str(caught.value)  # a pasted password is never echoed
+
+
+def test_the_renewal_listener_defaults_to_every_interface_on_8444(tmp_path: Path) -> None:
+    settings = Settings.from_env({"MUTLS_DATA_DIR": str(tmp_path)})
+    assert settings.renew_listen == ("0.0.0.0", 8444)
+    assert settings.renew_url == "https://localhost:8444"  # reachable from this machine
+    assert settings.server_names == ("localhost", "127.0.0.1")
+
+
+@pytest.mark.parametrize("raw", ["off", "OFF", "none", "disabled"])
+def test_the_renewal_listener_can_be_turned_off(tmp_path: Path, raw: str) -> None:
+    settings = Settings.from_env({"MUTLS_DATA_DIR": str(tmp_path), "MUTLS_RENEW_LISTEN": raw})
+    assert (settings.renew_listen, settings.renew_url) == (None, None)
+
+
+@pytest.mark.parametrize("raw", ["8444", "localhost", "0.0.0.0:99999", "host:port"])
+def test_a_bad_renewal_listen_address_names_the_variable(tmp_path: Path, raw: str) -> None:
+    with pytest.raises(InvalidArgument, match="MUTLS_RENEW_LISTEN"):
+        Settings.from_env({"MUTLS_DATA_DIR": str(tmp_path), "MUTLS_RENEW_LISTEN": raw})
+
+
+def test_server_names_add_the_public_host_by_default(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {"MUTLS_DATA_DIR": str(tmp_path), "MUTLS_PUBLIC_URL": "https://pki.example.com"}
+    )
+    assert settings.server_names == ("localhost", "127.0.0.1", "pki.example.com")
+
+
+def test_server_names_are_taken_as_given_without_duplicates(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "MUTLS_DATA_DIR": str(tmp_path),
+            "MUTLS_SERVER_NAMES": "api.example.com, 10.0.0.5,2001:db8::1,api.example.com",
+        }
+    )
+    assert settings.server_names == ("api.example.com", "10.0.0.5", "2001:db8::1")
+
+
+@pytest.mark.parametrize(
+    "raw", ["*.example.com", "https://api.example.com", "api.example.com:8444", "a b", "é.example"]
+)
+def test_bad_server_names_are_refused_with_the_variable(tmp_path: Path, raw: str) -> None:
+    with pytest.raises(InvalidArgument, match="MUTLS_SERVER_NAMES") as caught:
+        Settings.from_env({"MUTLS_DATA_DIR": str(tmp_path), "MUTLS_SERVER_NAMES": raw})
+    assert caught.value.hint

@@ -27,6 +27,7 @@ from mutls.errors import (
     CAAlreadyExists,
     CANotInitialized,
     CertificateError,
+    ClientCertificateRequired,
     Conflict,
     InputError,
     InvalidToken,
@@ -69,6 +70,7 @@ STATUS_BY_ERROR: Mapping[type[MutlsError], int] = {
     # who is calling, and may they
     AuthenticationRequired: 401,
     InvalidToken: 401,
+    ClientCertificateRequired: 401,
     PermissionDenied: 403,
     # the platform cannot serve right now; retrying later (or fixing its setup) helps
     VaultError: 503,
@@ -91,9 +93,11 @@ _HINT_BY_STATUS = {
 }
 
 
-def status_for(error: MutlsError) -> int:
+def status_for(error: MutlsError, overrides: Mapping[type[MutlsError], int] | None = None) -> int:
+    """The status of the nearest class in the error's MRO; ``overrides`` is looked at first
+    (an mTLS endpoint answers a refused client certificate with 403, not 422)."""
     for cls in type(error).__mro__:
-        status = STATUS_BY_ERROR.get(cls)
+        status = (overrides or {}).get(cls) or STATUS_BY_ERROR.get(cls)
         if status is not None:
             return status
     return GENERIC_ERROR_STATUS
@@ -103,9 +107,11 @@ def error_body(code: str, message: str, hint: str, **extra: object) -> dict[str,
     return {"error": {"code": code, "message": message, "hint": hint, **extra}}
 
 
-def error_response(error: MutlsError) -> JSONResponse:
+def error_response(
+    error: MutlsError, overrides: Mapping[type[MutlsError], int] | None = None
+) -> JSONResponse:
     """The response for one of our errors, with the challenge header a 401 needs (RFC 6750)."""
-    status = status_for(error)
+    status = status_for(error, overrides)
     headers: dict[str, str] = {}
     if isinstance(error, AuthenticationRequired):
         headers["WWW-Authenticate"] = 'Bearer realm="mutls"'

@@ -8,7 +8,7 @@ import sys
 import typer
 
 from mutls import __version__
-from mutls.cli import admin, ca, cert, certs, csr, db, platform, secrets, trust, vault
+from mutls.cli import admin, ca, cert, certs, csr, db, platform, renew, secrets, trust, vault
 from mutls.cli.client import (
     DEFAULT_SERVER,
     ClientOptions,
@@ -46,6 +46,7 @@ app.add_typer(admin.users, name="user")
 app.add_typer(admin.tokens, name="token")
 app.add_typer(admin.audit, name="audit")
 app.command("whoami")(admin.whoami)
+app.command("renew")(renew.renew)  # issue 4 item 7: renewal over mTLS
 
 
 @app.callback()

@@ -19,6 +19,7 @@ error handler prints like any local error.
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,6 +187,22 @@ def _checked_server(server: str) -> str:
     return server.strip().rstrip("/")
 
 
+def _ssl_cause(error: BaseException) -> ssl.SSLError | None:
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _ssl_reason(error: ssl.SSLError) -> str:
+    """OpenSSL's reason without the library's noise (``[SSL: X] text (_ssl.c:1006)``)."""
+    if isinstance(error, ssl.SSLCertVerificationError) and error.verify_message:
+        return f"the server's certificate is not trusted ({error.verify_message})"
+    return str(error.reason or error).replace("_", " ").lower()
+
+
 def segment(value: str) -> str:
     """One path segment, escaped: an id or name never changes which endpoint is called."""
     return quote(value, safe="")
@@ -200,8 +217,13 @@ class ApiClient:
         token: str | None,
         *,
         transport: httpx.BaseTransport | None = None,
+        verify: ssl.SSLContext | None = None,
+        what: str = "the mutls admin API",
+        client_certificate: bool = False,
     ) -> None:
         self.server = _checked_server(server)
+        self.what = what
+        self.client_certificate = client_certificate
         self.has_token = token is not None
         headers = {"User-Agent": f"mutls-cli/{__version__}", "Accept": "application/json"}
         if token is not None:
@@ -211,6 +233,7 @@ class ApiClient:
             headers=headers,
             timeout=_TIMEOUT,
             transport=transport,
+            verify=verify if verify is not None else True,
             follow_redirects=False,
             trust_env=False,  # never send the token through a proxy from the environment
         )
@@ -253,28 +276,50 @@ class ApiClient:
         query = _query(params)
         try:
             response = self._http.request(method, path, params=query, json=body)
-        except httpx.ConnectError:
-            raise ApiError(
+        except httpx.TransportError as error:
+            raise self._transport_error(error) from None
+        return self._decode(response)
+
+    def _transport_error(self, error: httpx.TransportError) -> ApiError:
+        tls = _ssl_cause(error)
+        if tls is not None:
+            return ApiError(
+                "tls_handshake_failed",
+                f"expected a TLS handshake with {self.what} at {self.server}; it failed: "
+                f"{_ssl_reason(tls)}",
+                hint="check --ca (the server's CA chain), that the URL's host name is in the "
+                "server certificate, and that the server trusts your certificate's CA",
+            )
+        if self.client_certificate and isinstance(error, httpx.RemoteProtocolError):
+            # TLS 1.3 sends the server's verdict on our certificate after the client has
+            # finished its handshake; OpenSSL then often sees only a closed connection.
+            return ApiError(
+                "tls_handshake_failed",
+                f"expected {self.what} at {self.server} to accept our client certificate; it "
+                "closed the connection right after the TLS handshake",
+                hint="the server most likely does not trust the certificate's CA: only "
+                "certificates issued by this platform's CA can renew there",
+            )
+        if isinstance(error, httpx.ConnectError):
+            return ApiError(
                 "server_unreachable",
-                f"expected the mutls admin API at {self.server} to accept a connection; "
+                f"expected {self.what} at {self.server} to accept a connection; "
                 "nothing answered there",
                 hint=_UNREACHABLE_HINT,
-            ) from None
-        except httpx.TimeoutException:
-            raise ApiError(
+            )
+        if isinstance(error, httpx.TimeoutException):
+            return ApiError(
                 "server_timeout",
-                f"expected the mutls admin API at {self.server} to answer within "
+                f"expected {self.what} at {self.server} to answer within "
                 f"{_TIMEOUT.read:.0f} seconds; it did not",
                 hint="check the server's log; `mutls up` prints one line per problem",
-            ) from None
-        except httpx.TransportError as error:
-            raise ApiError(
-                "server_unreachable",
-                f"expected to talk to the mutls admin API at {self.server}; the connection "
-                f"failed ({type(error).__name__})",
-                hint=_UNREACHABLE_HINT,
-            ) from None
-        return self._decode(response)
+            )
+        return ApiError(
+            "server_unreachable",
+            f"expected to talk to {self.what} at {self.server}; the connection "
+            f"failed ({type(error).__name__})",
+            hint=_UNREACHABLE_HINT,
+        )
 
     def _decode(self, response: httpx.Response) -> Any:
         if response.status_code == 204 or (response.is_success and not response.content):

@@ -37,7 +37,8 @@ def _announce(settings: Settings, report: BootstrapReport) -> None:
 
 @handle_errors
 def up() -> None:
-    """Run the platform: admin API on 127.0.0.1:7000 (MUTLS_API_LISTEN). Ctrl-C stops it.
+    """Run the platform: admin API on 127.0.0.1:7000 (MUTLS_API_LISTEN) and certificate renewal
+    over mTLS on 0.0.0.0:8444 (MUTLS_RENEW_LISTEN). Ctrl-C stops it.
 
     On first start it creates the data directory (MUTLS_DATA_DIR, default ./mutls-data): the
     database, the master key, the platform CA and the first admin token.
@@ -49,7 +50,10 @@ def up() -> None:
     settings = Settings.from_env()
     platform, report = bootstrap(settings)
     _announce(settings, report)
-    err_console.print(f"mutls is up: admin API {settings.api_url}  (data: {settings.data_dir})")
+    renewal = f", renewal (mTLS) {settings.renew_url}" if settings.renew_url else ""
+    err_console.print(
+        f"mutls is up: admin API {settings.api_url}{renewal}  (data: {settings.data_dir})"
+    )
     serve(platform)
 
 
@@ -98,6 +102,7 @@ def demo(data_dir: DemoDirOption = Path("mutls-demo")) -> None:
     env["MUTLS_DATA_DIR"] = str(data_dir)
     env.pop("MUTLS_DATABASE_URL", None)  # the demo always runs on embedded SQLite
     env.pop("MUTLS_MASTER_KEY", None)
+    env.setdefault("MUTLS_RENEW_LISTEN", "127.0.0.1:8444")  # a demo listens on loopback only
     settings = Settings.from_env(env)
     platform, report = bootstrap(settings)
     _announce(settings, report)

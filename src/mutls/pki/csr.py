@@ -14,7 +14,7 @@ from cryptography.x509.oid import NameOID
 
 from mutls.errors import InvalidArgument
 
-__all__ = ["SubjectSpec", "build_csr", "build_name", "parse_san"]
+__all__ = ["SubjectSpec", "build_csr", "build_name", "csr_like", "parse_san"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,9 +94,25 @@ def build_csr(
     builder = x509.CertificateSigningRequestBuilder().subject_name(build_name(subject))
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
-    algorithm = (
-        None
-        if isinstance(key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey)
-        else hashes.SHA256()
-    )
-    return builder.sign(key, algorithm)
+    return builder.sign(key, _hash_for(key))
+
+
+def csr_like(
+    certificate: x509.Certificate, key: CertificateIssuerPrivateKeyTypes
+) -> x509.CertificateSigningRequest:
+    """A CSR signed by ``key`` for exactly the subject and SANs of ``certificate``: what a
+    renewal asks for."""
+    builder = x509.CertificateSigningRequestBuilder().subject_name(certificate.subject)
+    try:
+        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        builder = builder.add_extension(san.value, critical=san.critical)
+    except x509.ExtensionNotFound:
+        pass
+    return builder.sign(key, _hash_for(key))
+
+
+def _hash_for(key: CertificateIssuerPrivateKeyTypes) -> hashes.SHA256 | None:
+    # EdDSA signs the message itself; every other key type signs its SHA-256.
+    if isinstance(key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey):
+        return None
+    return hashes.SHA256()

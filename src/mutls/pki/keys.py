@@ -26,6 +26,7 @@ __all__ = [
     "KeySpec",
     "describe_public_key",
     "generate_key",
+    "key_spec_of",
     "key_weakness",
     "match_key",
     "public_key_sha256",
@@ -83,6 +84,20 @@ def generate_key(spec: KeySpec = KeySpec.EC_P256) -> SigningKey:
         return ed25519.Ed25519PrivateKey.generate()
     bits = int(spec.value.split("-")[1])
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+
+
+def key_spec_of(key: SigningKey) -> KeySpec:
+    """The kind of ``key``, to make a new key like it (renewal with a fresh key). Sizes mutls
+    does not generate round up to the next one it does (an RSA 2560 key becomes RSA 3072)."""
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return KeySpec.ED25519
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return KeySpec.EC_P256 if key.curve.key_size <= 256 else KeySpec.EC_P384
+    if isinstance(key, rsa.RSAPrivateKey):
+        if key.key_size <= 2048:
+            return KeySpec.RSA_2048
+        return KeySpec.RSA_3072 if key.key_size <= 3072 else KeySpec.RSA_4096
+    return KeySpec.EC_P256
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,21 +1,23 @@
 """`mutls up`: run every listener of this node in one process tree and stop them together.
 
-Today the node runs the admin API (with the CA endpoints to come); the gateway and egress
-listeners join here as they arrive. Ctrl-C or SIGTERM stops accepting, lets in-flight requests
-finish (up to ``GRACEFUL_SECONDS``) and exits 0.
+Today the node runs the admin API (with the CA endpoints) and the renewal listener (``POST /renew``
+over mTLS); the gateway and egress listeners join here as they arrive. Ctrl-C or SIGTERM stops
+accepting, lets in-flight requests finish (up to ``GRACEFUL_SECONDS``) and exits 0.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
-from types import FrameType
-
-import uvicorn
 
 from mutls.api.app import create_app
+from mutls.api.renewal import create_renewal_app
+from mutls.ca.issuer import IssuerCache
+from mutls.ca.server_identity import issue_server_identity
+from mutls.errors import CANotInitialized
+from mutls.runtime.listeners import Listener, bind, run_listeners
 from mutls.runtime.platform import Platform
+from mutls.tls.context import ClientCertMode, server_context
 
 __all__ = ["GRACEFUL_SECONDS", "configure_logging", "serve"]
 
@@ -32,38 +34,64 @@ def configure_logging(level: str | None = None) -> None:
     )
     if chosen != "DEBUG":
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        # uvicorn says "Started server process" once per listener; ours names each listener.
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
 
 
 def serve(platform: Platform) -> None:
-    """Serve until interrupted."""
+    """Serve the admin API and the renewal listener until SIGINT or SIGTERM; exit 0 then."""
     settings = platform.settings
-    config = uvicorn.Config(
-        create_app(platform),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=GRACEFUL_SECONDS,
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    log.info("admin API listening on %s", settings.api_url)
-    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again against the
-    # handlers it found (so Ctrl-C would end in KeyboardInterrupt and exit 130, SIGTERM in death
-    # by signal). The shutdown is already complete by then: let it find handlers that do nothing.
-    previous = {sig: signal.signal(sig, _already_handled) for sig in _STOP_SIGNALS}
+    app = create_app(platform)
+    listeners = [
+        Listener(
+            name="admin API",
+            app=app,
+            sock=bind(settings.api_host, settings.api_port, setting="MUTLS_API_LISTEN"),
+            graceful_seconds=GRACEFUL_SECONDS,
+        )
+    ]
     try:
-        server.run()
+        renewal = _renewal_listener(platform, app.state.issuers)
+    except BaseException:
+        listeners[0].sock.close()
+        raise
+    if renewal is not None:
+        listeners.append(renewal)
+    try:
+        run_listeners(listeners)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         platform.close()
         log.info("stopped")
 
 
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-def _already_handled(signum: int, frame: FrameType | None) -> None:
-    """uvicorn's re-raise of a stop signal it has already acted on."""
+def _renewal_listener(platform: Platform, issuers: IssuerCache) -> Listener | None:
+    """``POST /renew`` over mTLS with a fresh server certificate from the platform CA."""
+    settings = platform.settings
+    if settings.renew_listen is None:
+        log.info("renewal listener off (MUTLS_RENEW_LISTEN=off)")
+        return None
+    now = platform.clock()
+    try:
+        issuer = issuers.platform(now=now)
+    except CANotInitialized:
+        log.warning(
+            "renewal listener off: this node has no platform CA in %s (run `mutls up` once, "
+            "or copy the data directory's ca/ here)",
+            settings.ca_dir,
+        )
+        return None
+    identity = issue_server_identity(issuer, settings.server_names, now=now)
+    context = server_context(
+        identity,
+        client_cas=list(issuer.chain),  # the intermediates too: clients may send the leaf only
+        client_cert=ClientCertMode.OPTIONAL,  # no certificate: a JSON 401, not a TLS alert
+        check_time=False,  # expired: a JSON 403 certificate_expired, checked by the service
+    )
+    host, port = settings.renew_listen
+    return Listener(
+        name="renewal (mTLS)",
+        app=create_renewal_app(platform, issuers),
+        sock=bind(host, port, setting="MUTLS_RENEW_LISTEN"),
+        ssl_context=context,
+        graceful_seconds=GRACEFUL_SECONDS,
+    )

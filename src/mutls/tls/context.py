@@ -35,6 +35,10 @@ _TLS12_CIPHERS = (
 )
 
 
+# OpenSSL's X509_V_FLAG_NO_CHECK_TIME (x509_vfy.h); the ssl module has no name for it.
+_X509_V_FLAG_NO_CHECK_TIME = 0x200000
+
+
 class ClientCertMode(enum.StrEnum):
     NONE = "none"  # do not ask
     OPTIONAL = "optional"  # ask; the handshake succeeds without one (decide later, in HTTP)
@@ -98,9 +102,22 @@ def server_context(
     client_cas: Sequence[x509.Certificate] = (),
     client_cert: ClientCertMode = ClientCertMode.REQUIRED,
     policy: TlsPolicy | None = None,
+    check_time: bool = True,
 ) -> ssl.SSLContext:
     """A server context presenting ``identity`` and checking client certificates against
-    ``client_cas`` (whose names are also sent to clients as the acceptable CA list)."""
+    ``client_cas``.
+
+    The CertificateRequest names no acceptable CAs: Python's ``ssl`` module has no binding for
+    ``SSL_CTX_set_client_CA_list``, so a client holding several certificates cannot pick by
+    issuer here (openssl s_client prints "No client certificate CA names sent"). The gateway's
+    TLS engine must do better (pyOpenSSL's ``set_client_ca_list``).
+
+    ``check_time=False`` leaves the client certificate's validity dates to the application: the
+    handshake still refuses a chain that does not lead to ``client_cas``, but an expired or
+    not-yet-valid certificate gets through, so that the server can answer in HTTP with
+    ``certificate_expired`` and a hint instead of a TLS alert the client cannot act on. The
+    application must then check the dates itself.
+    """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     _apply_policy(context, policy or TlsPolicy())
     # Prefer the server's cipher order: ours lists the strongest first.
@@ -113,6 +130,8 @@ def server_context(
         context.verify_mode = (
             ssl.CERT_REQUIRED if client_cert is ClientCertMode.REQUIRED else ssl.CERT_OPTIONAL
         )
+        if not check_time:
+            context.verify_flags |= _X509_V_FLAG_NO_CHECK_TIME
     return context
 
 
@@ -122,9 +141,15 @@ def client_context(
     cas: Sequence[x509.Certificate] = (),
     policy: TlsPolicy | None = None,
     check_hostname: bool = True,
+    partial_chain: bool = False,
 ) -> ssl.SSLContext:
     """A client context that verifies the server against ``cas`` (the system store when empty)
-    and presents ``identity`` when given."""
+    and presents ``identity`` when given.
+
+    ``partial_chain=True`` lets an intermediate in ``cas`` end the chain (OpenSSL's
+    X509_V_FLAG_PARTIAL_CHAIN): right when ``cas`` came from the same download as our own
+    certificate and names exactly the CA we expect, never for the system store.
+    """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     _apply_policy(context, policy or TlsPolicy())
     # Always verify the server; hostname checking can only be relaxed for IP-pinned tests.
@@ -132,6 +157,8 @@ def client_context(
     context.check_hostname = check_hostname
     if cas:
         _load_cas(context, cas)
+        if partial_chain:
+            context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     else:
         context.load_default_certs(ssl.Purpose.SERVER_AUTH)
     if identity is not None:

@@ -10,7 +10,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from mutls.errors import InvalidArgument
-from mutls.pki.csr import SubjectSpec, build_csr, build_name, parse_san
+from mutls.pki.csr import SubjectSpec, build_csr, build_name, csr_like, parse_san
+from mutls.pki.keys import generate_key
+from mutls.testing import TestCA
 
 
 def test_build_name_orders_fields_and_skips_empty() -> None:
@@ -112,3 +114,18 @@ def test_build_csr_rsa(rsa_key: rsa.RSAPrivateKey) -> None:
     assert csr.is_signature_valid
     assert csr.signature_hash_algorithm is not None
     assert csr.signature_hash_algorithm.name == "sha256"
+
+
+def test_csr_like_asks_for_exactly_the_names_of_a_certificate() -> None:
+    ca = TestCA(name="Like CA", organization="Like")
+    old = ca.issue("svc.like.example", sans=["svc.like.example", "IP:10.0.0.7"]).certificate
+    key = generate_key()
+    csr = csr_like(old, key)
+    assert csr.is_signature_valid
+    assert csr.subject == old.subject
+    san = x509.SubjectAlternativeName
+    assert (
+        csr.extensions.get_extension_for_class(san).value
+        == old.extensions.get_extension_for_class(san).value
+    )
+    assert csr.public_key() == key.public_key()

@@ -16,6 +16,7 @@ from mutls.pki.keys import (
     KeySpec,
     describe_public_key,
     generate_key,
+    key_spec_of,
     key_weakness,
     match_key,
     public_key_sha256,
@@ -176,3 +177,8 @@ def test_dsa_is_weak() -> None:
     assert reason is not None
     assert "DSA" in reason
     assert describe_public_key(key.public_key()).type == "DSA"
+
+
+@pytest.mark.parametrize("spec", list(KeySpec))
+def test_key_spec_of_names_the_kind_of_key_it_was_made_as(spec: KeySpec) -> None:
+    assert key_spec_of(generate_key(spec)) is spec

@@ -35,10 +35,10 @@ from mutls.api.schemas import (
 )
 from mutls.ca.inventory import CertificateStatus, InventoryEntry, get_certificate, list_certificates
 from mutls.ca.issuance import IssuedView, check_csr, issue_certificate
-from mutls.ca.issuer import IssuerCache
+from mutls.ca.issuer import IssuerCache, IssuingCA
 from mutls.ca.publication import issuer_urls
 
-__all__ = ["certificate_out", "issuers_of", "router"]
+__all__ = ["certificate_out", "issued_out", "issuers_of", "router"]
 
 router = APIRouter(prefix="/admin", tags=["certificates"], responses=documented(401, 403, 422, 503))
 
@@ -97,6 +97,16 @@ def _fields(view: IssuedView) -> dict[str, Any]:
     }
 
 
+def issued_out(view: IssuedView, issuer: IssuingCA) -> CertificateIssued:
+    """A newly issued certificate with what the customer installs beside it."""
+    return CertificateIssued(
+        **_fields(view),
+        renewed_by_id=None,
+        chain_pem=issuer.chain_pem(include_root=False),
+        ca_pem=issuer.root.public_bytes(serialization.Encoding.PEM).decode(),
+    )
+
+
 def _entry_out(entry: InventoryEntry) -> CertificateOut:
     return certificate_out(entry.certificate, entry.renewed_by_id)
 
@@ -143,12 +153,7 @@ def issue(
         urls=issuer_urls(platform.settings.effective_public_url),
     )
     if download == "pem":
-        return CertificateIssued(
-            **_fields(view),
-            renewed_by_id=None,
-            chain_pem=issuer.chain_pem(include_root=False),
-            ca_pem=issuer.root.public_bytes(serialization.Encoding.PEM).decode(),
-        )
+        return issued_out(view, issuer)
     leaf = x509.load_pem_x509_certificate(view.certificate_pem.encode())
     if download == "der":
         data, media_type, suffix = leaf.public_bytes(serialization.Encoding.DER), PKIX_CERT, "cer"

@@ -1,0 +1,53 @@
+"""The TLS server identity of this node's customer-facing listeners, issued by the platform CA.
+
+Customers already trust the platform CA (their certificates chain to it, and they download its
+chain with every certificate), so a server certificate from the same CA needs no extra trust
+setup on their side. The key is made in memory at start-up and never stored: it reaches OpenSSL
+through ``mutls.tls.context`` (in-memory file, encrypted), and a restart makes a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from mutls.ca.issuer import IssuingCA
+from mutls.errors import InvalidArgument
+from mutls.pki.authority import Profile, sign_csr
+from mutls.pki.csr import SubjectSpec, build_csr, parse_san
+from mutls.pki.keys import generate_key
+from mutls.pki.material import Material, SourceFormat
+
+__all__ = ["SERVER_CERT_DAYS", "issue_server_identity"]
+
+SERVER_CERT_DAYS = 90
+"""Short, like ACME certificates: a node re-issues on every start, so 90 days is ample."""
+
+
+def issue_server_identity(
+    issuer: IssuingCA, names: Sequence[str], *, now: datetime, days: int = SERVER_CERT_DAYS
+) -> Material:
+    """A fresh EC P-256 key and a serverAuth certificate for ``names`` (DNS names or IPs),
+    with the intermediates, as the material a TLS server context loads."""
+    if not names:
+        raise InvalidArgument(
+            "expected at least one server name (DNS name or IP address); found none",
+            hint="set MUTLS_SERVER_NAMES, like pki.example.com,10.0.0.5",
+        )
+    key = generate_key()
+    csr = build_csr(key, SubjectSpec(common_name=names[0]), [parse_san(n) for n in names])
+    validity = min(timedelta(days=days), issuer.certificate.not_valid_after_utc - now)
+    certificate = sign_csr(
+        csr,
+        issuer=issuer.certificate,
+        issuer_key=issuer.key,
+        profile=Profile.SERVER,
+        now=now,
+        validity=validity,
+    )
+    return Material(
+        source_format=SourceFormat.PEM,
+        leaf=certificate,
+        chain=(certificate, *issuer.chain[:-1]),
+        key=key,
+    )
