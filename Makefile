@@ -38,7 +38,8 @@ demo: install
 bench: install
 	$(PY) bench/pki_bench.py
 	$(PY) bench/vault_bench.py
-	$(PY) bench/ca_bench.py
+	$(PY) bench/ca_bench.py --workers 2,8
+	$(PY) bench/api_issue_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -20,8 +20,17 @@ alternating rounds, medians):
   responder does for the same request: parse it with ``cryptography`` and build and sign a fresh
   response with the same delegated signer (``ocsp.OCSPResponseBuilder``).
 
-Ops/s are one thread on one core: 1e6 / median µs. This is a measurement, never a test: nothing
-here fails on a number. See bench/README.md.
+Ops/s are one thread on one core: 1e6 / median µs.
+
+``--workers 2,8`` adds **concurrent issuance** rows: N worker processes (one thread each, so the
+GIL is not the limit) issue against the same database at once, started together on a barrier;
+throughput is every worker's issuances over the wall time from the barrier to the last finish,
+median over ``--rounds`` (at most 5) rounds. On PostgreSQL this is where commits can overlap
+(group commit); every issuance still commits on its own, and every audited write still takes the
+audit chain's head row, so the figure shows how far that serialisation lets N writers go. "per
+core" divides by this machine's CPU count (the database server shares those cores).
+
+This is a measurement, never a test: nothing here fails on a number. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from __future__ import annotations
 import argparse
 import gc
 import itertools
+import multiprocessing
 import os
 import platform
 import statistics
@@ -39,12 +49,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import cryptography
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
 from mutls.accounts.mtls import update_mtls_settings
@@ -60,7 +72,7 @@ from mutls.pki.ocsp import build_ocsp_signer
 from mutls.store.database import Database
 from mutls.store.ids import new_id
 from mutls.store.migrate import upgrade
-from mutls.store.models import CertificateAuthority
+from mutls.store.models import Account, CertificateAuthority
 from mutls.testing import TestCA
 
 Op = Callable[[], object]
@@ -224,6 +236,132 @@ def ocsp_row(
     return ("OCSP answer, good serial (cache)", *compare(served, built, n=n, rounds=rounds))
 
 
+# --- concurrent issuance -----------------------------------------------------------------------
+
+
+def bulk_accounts(db: Database, count: int, now: datetime, label: str) -> list[str]:
+    """``count`` mTLS-enabled accounts in one insert (setup, not measured)."""
+    ids = [new_id("acc") for _ in range(count)]
+    with db.write_connection() as connection:
+        connection.execute(
+            insert(Account),
+            [
+                {
+                    "id": account_id,
+                    "name": f"{label}-{i}",
+                    "display_name": f"{label}-{i}",
+                    "created_at": now,
+                    "created_by": "bench",
+                    "mtls_enabled": True,
+                    "mtls_enforced": False,
+                    "certificate_quota": PER_ACCOUNT,
+                    "allowed_routes": [],
+                    "ip_allowlist": [],
+                }
+                for i, account_id in enumerate(ids)
+            ],
+        )
+    return ids
+
+
+def _pem(obj: x509.Certificate) -> bytes:
+    return obj.public_bytes(serialization.Encoding.PEM)
+
+
+def _worker(
+    url: str,
+    *,
+    issuer_parts: tuple[str, bytes, bytes, bytes],
+    accounts: list[str],
+    pems: list[bytes],
+    count: int,
+    barrier: Any,
+    results: Any,
+) -> None:
+    """One worker process: warm up, wait for the others, issue ``count`` certificates."""
+    ca_id, leaf_pem, root_pem, key_pem = issuer_parts
+    key = serialization.load_pem_private_key(key_pem, None)
+    leaf, root = x509.load_pem_x509_certificate(leaf_pem), x509.load_pem_x509_certificate(root_pem)
+    issuer = IssuingCA(ca_id=ca_id, name=PLATFORM_CA, certificate=leaf, chain=(leaf, root), key=key)  # type: ignore[arg-type]
+    db = Database(url)
+    now = datetime.now(UTC)
+    urls = issuer_urls("https://pki.bench.example")
+    slots = (a for a in accounts for _ in range(PER_ACCOUNT))
+    csrs = itertools.cycle(pems)
+
+    def one() -> None:
+        issue_certificate(
+            db, issuer, ADMIN, next(slots), next(csrs), now=now, validity_days=365, urls=urls
+        )
+
+    for _ in range(PER_ACCOUNT):  # warm up on the first account: connection, statements
+        one()
+    barrier.wait()
+    start = time.perf_counter()  # CLOCK_MONOTONIC: comparable across processes
+    for _ in range(count):
+        one()
+    results.put((start, time.perf_counter(), count))
+    db.dispose()
+
+
+def concurrent_row(
+    url: str,
+    issuer: IssuingCA,
+    pems: list[bytes],
+    *,
+    label: str,
+    workers: int,
+    per_worker: int,
+    rounds: int,
+) -> tuple[str, float, int]:
+    """Issuances per second with ``workers`` processes at once: median over ``rounds``."""
+    context = multiprocessing.get_context("spawn")
+    assert isinstance(issuer.key, ec.EllipticCurvePrivateKey)
+    parts = (
+        issuer.ca_id,
+        _pem(issuer.certificate),
+        _pem(issuer.root),
+        issuer.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+    db = Database(url)
+    now = datetime.now(UTC)
+    per_process_accounts = 1 + -(-per_worker // PER_ACCOUNT)
+    rates: list[float] = []
+    for r in range(rounds):
+        ids = bulk_accounts(
+            db, workers * per_process_accounts, now, f"{label.lower()}-w{workers}-r{r}"
+        )
+        barrier, results = context.Barrier(workers), context.Queue()
+        procs = [
+            context.Process(
+                target=_worker,
+                args=(url,),
+                kwargs={
+                    "issuer_parts": parts,
+                    "accounts": ids[i * per_process_accounts : (i + 1) * per_process_accounts],
+                    "pems": pems,
+                    "count": per_worker,
+                    "barrier": barrier,
+                    "results": results,
+                },
+            )
+            for i in range(workers)
+        ]
+        for proc in procs:
+            proc.start()
+        done = [results.get(timeout=600) for _ in procs]
+        for proc in procs:
+            proc.join()
+        elapsed = max(end for _, end, _ in done) - min(start for start, _, _ in done)
+        rates.append(sum(n for _, _, n in done) / elapsed)
+    db.dispose()
+    return f"issue, {workers} processes ({label})", statistics.median(rates), workers
+
+
 def scratch_postgres(admin_url: str) -> tuple[str, Callable[[], None]] | None:
     """A new empty database next to ``admin_url`` and a function that drops it; None if the
     server does not answer."""
@@ -253,7 +391,17 @@ def main() -> None:
     parser.add_argument("--ocsp-n", type=int, default=5000, help="OCSP answers per round and side")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument(
+        "--workers",
+        default="",
+        help="comma-separated process counts for concurrent issuance rows, e.g. 2,8",
+    )
+    parser.add_argument(
+        "--per-worker", type=int, default=200, help="issuances per worker process and round"
+    )
     args = parser.parse_args()
+    workers = [int(w) for w in args.workers.split(",") if w.strip()]
+    concurrent: list[tuple[str, float, int]] = []
 
     print(
         f"python {platform.python_version()}, cryptography {cryptography.__version__}, "
@@ -266,6 +414,7 @@ def main() -> None:
         build_csr(generate_key(), spec, [x509.DNSName("client.bench.example")])
         for _ in range(CSR_POOL)
     ]
+    pems = [c.public_bytes(serialization.Encoding.PEM) for c in csrs]
     rows: list[tuple[str, float, float]] = []
     started = time.perf_counter()
 
@@ -280,6 +429,18 @@ def main() -> None:
         )
         rows.append(ocsp_row(db, issuer, csrs[0], n=args.ocsp_n, rounds=args.rounds))
         db.dispose()
+        concurrent.extend(
+            concurrent_row(
+                f"sqlite:///{Path(tmp) / 'mutls.db'}",
+                issuer,
+                pems,
+                label="SQLite",
+                workers=w,
+                per_worker=args.per_worker,
+                rounds=min(args.rounds, 5),
+            )
+            for w in workers
+        )
 
     scratch = None if args.no_postgres else scratch_postgres(args.postgres)
     if scratch is not None:
@@ -300,6 +461,18 @@ def main() -> None:
                 )
             )
             db.dispose()
+            concurrent.extend(
+                concurrent_row(
+                    url,
+                    issuer,
+                    pems,
+                    label="PostgreSQL",
+                    workers=w,
+                    per_worker=args.per_worker,
+                    rounds=min(args.rounds, 5),
+                )
+                for w in workers
+            )
         finally:
             drop()
 
@@ -313,6 +486,11 @@ def main() -> None:
             f"{ours / theirs:>6.2f}x"
         )
     print("baselines: issue = bare sign_csr of a parsed CSR; OCSP = parse + build + sign uncached")
+    if concurrent:
+        cores = os.cpu_count() or 1
+        print(f"\n{'concurrent issuance':<34} {'total/s':>9} {'per core':>9}   ({cores} cores)")
+        for name, rate, _ in concurrent:
+            print(f"{name:<34} {rate:>9.0f} {rate / cores:>9.0f}")
     print(f"total {time.perf_counter() - started:.1f} s")
 
 

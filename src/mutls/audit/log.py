@@ -4,6 +4,11 @@
 and its audit row commit together or not at all. Appenders serialise on the single ``audit_head``
 row (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite write transactions are already exclusive
 because mutls opens them with ``BEGIN IMMEDIATE``).
+
+Every audited write in the platform passes through ``record`` and holds the head row from the
+moment it reads it until its transaction commits, so the append is kept short: pre-built Core
+statements rather than an ORM flush, and on PostgreSQL the event insert and the head update travel
+as one statement (a data-modifying CTE), so the lock is held for two round trips and the commit.
 """
 
 from __future__ import annotations
@@ -11,15 +16,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Engine, Select, select
+from sqlalchemy import Connection, Engine, Select, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from mutls.accounts.principal import Principal
 from mutls.audit.chain import ChainReport, RowContent, row_hash, walk
 from mutls.store.models import AuditEvent, AuditHead
 
-__all__ = ["AuditQuery", "content_of", "query", "record", "verify"]
+__all__ = ["AuditQuery", "append", "content_of", "query", "record", "verify"]
 
 # Details are free-form, but never secret: refuse the obvious slips at the source.
 _FORBIDDEN_DETAIL_KEYS = frozenset(
@@ -37,6 +43,28 @@ _FORBIDDEN_DETAIL_KEYS = frozenset(
 )
 _BATCH = 500
 
+if TYPE_CHECKING:
+    from sqlalchemy import Table
+
+_events = cast("Table", AuditEvent.__table__)
+_head = cast("Table", AuditHead.__table__)
+# FOR UPDATE is left out by SQLite's compiler; there the write transaction is the lock.
+_LOCK_HEAD = select(_head.c.seq, _head.c.hash).where(_head.c.id == 1).with_for_update()
+_INSERT_EVENT = insert(_events).values(
+    {column: bindparam(column.name, type_=column.type) for column in _events.c}
+)
+_UPDATE_HEAD = (
+    update(_head)
+    .where(_head.c.id == 1)
+    .values(
+        seq=bindparam("seq", type_=_head.c.seq.type),
+        hash=bindparam("hash", type_=_head.c.hash.type),
+    )
+)
+# PostgreSQL: ``WITH appended AS (INSERT INTO audit_events ...) UPDATE audit_head ...``, one round
+# trip while the head row is locked instead of two.
+_APPEND_AND_ADVANCE = _UPDATE_HEAD.add_cte(_INSERT_EVENT.cte("appended"))
+
 
 def record(
     session: Session,
@@ -51,16 +79,47 @@ def record(
     environment: str | None = None,
     details: Mapping[str, object] | None = None,
 ) -> AuditEvent:
-    """Append one row to the chain inside the caller's transaction."""
+    """Append one row to the chain inside the caller's transaction; returns it as written (not
+    attached to the session)."""
+    # The caller's pending ORM changes go first, as they did when this appended through the ORM.
+    session.flush()
+    values = append(
+        session.connection(),
+        principal=principal,
+        action=action,
+        now=now,
+        outcome=outcome,
+        account_id=account_id,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        environment=environment,
+        details=details,
+    )
+    return AuditEvent(**values)
+
+
+def append(
+    connection: Connection,
+    *,
+    principal: Principal,
+    action: str,
+    now: datetime,
+    outcome: str = "ok",
+    account_id: str | None = None,
+    resource_type: str | None = None,
+    resource_id: str | None = None,
+    environment: str | None = None,
+    details: Mapping[str, object] | None = None,
+) -> dict[str, Any]:
+    """``record`` for a Core connection already inside a write transaction (the issuance hot
+    path); returns the row's columns as written."""
     safe_details = dict(details or {})
     leaked = _FORBIDDEN_DETAIL_KEYS.intersection(k.lower() for k in safe_details)
     if leaked:  # a programming error, never user input
         raise ValueError(f"audit details must not carry secret fields: {sorted(leaked)}")
-    head = session.execute(
-        select(AuditHead).where(AuditHead.id == 1).with_for_update()
-    ).scalar_one()
+    head_seq, head_hash = connection.execute(_LOCK_HEAD).one()
     content = RowContent(
-        seq=head.seq + 1,
+        seq=head_seq + 1,
         at=now,
         actor=principal.actor,
         actor_role=principal.role.value,
@@ -72,29 +131,30 @@ def record(
         environment=environment,
         source_ip=principal.source_ip,
         details=safe_details,
-        prev_hash=head.hash,
+        prev_hash=head_hash,
     )
-    digest = row_hash(content)
-    event = AuditEvent(
-        seq=content.seq,
-        at=content.at,
-        actor=content.actor,
-        actor_role=content.actor_role,
-        account_id=content.account_id,
-        action=content.action,
-        outcome=content.outcome,
-        resource_type=content.resource_type,
-        resource_id=content.resource_id,
-        environment=content.environment,
-        source_ip=content.source_ip,
-        details=safe_details,
-        prev_hash=content.prev_hash,
-        hash=digest,
-    )
-    session.add(event)
-    head.seq, head.hash = content.seq, digest
-    session.flush()
-    return event
+    values: dict[str, Any] = {
+        "seq": content.seq,
+        "at": content.at,
+        "actor": content.actor,
+        "actor_role": content.actor_role,
+        "account_id": content.account_id,
+        "action": content.action,
+        "outcome": content.outcome,
+        "resource_type": content.resource_type,
+        "resource_id": content.resource_id,
+        "environment": content.environment,
+        "source_ip": content.source_ip,
+        "details": safe_details,
+        "prev_hash": content.prev_hash,
+        "hash": row_hash(content),
+    }
+    if connection.dialect.name == "postgresql":
+        connection.execute(_APPEND_AND_ADVANCE, values)
+    else:
+        connection.execute(_INSERT_EVENT, values)
+        connection.execute(_UPDATE_HEAD, {"seq": values["seq"], "hash": values["hash"]})
+    return values
 
 
 def content_of(event: AuditEvent) -> RowContent:

@@ -20,8 +20,9 @@ Forum profile) expect:
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cryptography import x509
@@ -40,11 +41,13 @@ from mutls.policy.issuance import is_fqdn, is_hostname
 __all__ = [
     "BACKDATE",
     "IssuerUrls",
+    "PreparedIssuer",
     "Profile",
     "RevocationReason",
     "RevokedEntry",
     "build_ca_certificate",
     "build_crl",
+    "prepare_issuer",
     "require_ca",
     "sign_csr",
 ]
@@ -151,6 +154,83 @@ def build_ca_certificate(
     return builder.sign(signing_key, _algorithm(signing_key))
 
 
+@dataclass(frozen=True, kw_only=True, eq=False)
+class PreparedIssuer:
+    """An issuing CA checked once (CA flag, key match) with what every signature reuses.
+
+    Made by :func:`prepare_issuer`. A service that signs many CSRs with one CA keeps one of these
+    instead of repeating the checks (a key match serialises both public keys) per certificate.
+    """
+
+    certificate: x509.Certificate
+    key: CertificateIssuerPrivateKeyTypes = field(repr=False)
+    subject: x509.Name
+    not_after: datetime
+    authority_key_identifier: x509.AuthorityKeyIdentifier
+    algorithm: hashes.SHA256 | None
+
+    def sign_csr(
+        self,
+        csr: x509.CertificateSigningRequest,
+        *,
+        profile: Profile,
+        now: datetime,
+        validity: timedelta,
+        serial: int | None = None,
+        urls: IssuerUrls | None = None,
+    ) -> x509.Certificate:
+        """An end-entity certificate for the CSR's subject and key. Policy is checked by the
+        caller."""
+        not_after = now + validity
+        if not_after > self.not_after:
+            raise InvalidArgument(
+                f"the certificate would outlive its issuing CA: requested until "
+                f"{not_after.date().isoformat()}, the CA expires on "
+                f"{self.not_after.date().isoformat()}",
+                hint="request a shorter validity, or renew the CA first",
+            )
+        public_key = csr.public_key()
+        is_rsa = isinstance(public_key, rsa.RSAPublicKey)
+        client = profile is Profile.CLIENT
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(csr.subject)
+            .issuer_name(self.subject)
+            .public_key(public_key)
+            .serial_number(serial or x509.random_serial_number())
+            .not_valid_before(now - BACKDATE)
+            .not_valid_after(not_after)
+            .add_extension(_END_ENTITY, critical=True)
+            .add_extension(_key_usage(key_encipherment=is_rsa and not client), critical=True)
+            .add_extension(_CLIENT_EKU if client else _SERVER_EKU, critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+            .add_extension(self.authority_key_identifier, critical=False)
+        )
+        sans = _sans_for(csr, profile)
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        for extension in _url_extensions(urls):
+            builder = builder.add_extension(extension, critical=False)
+        return builder.sign(self.key, self.algorithm)
+
+
+def prepare_issuer(
+    issuer: x509.Certificate, issuer_key: CertificateIssuerPrivateKeyTypes
+) -> PreparedIssuer:
+    """Check that ``issuer`` is a CA and ``issuer_key`` its key, once, for many signatures."""
+    require_ca(issuer)
+    if not match_key(issuer, issuer_key).matches:
+        raise KeyMismatch("the CA's private key does not belong to the CA certificate")
+    return PreparedIssuer(
+        certificate=issuer,
+        key=issuer_key,
+        subject=issuer.subject,
+        not_after=issuer.not_valid_after_utc,
+        authority_key_identifier=_aki(issuer),
+        algorithm=_algorithm(issuer_key),
+    )
+
+
 def sign_csr(
     csr: x509.CertificateSigningRequest,
     *,
@@ -163,56 +243,29 @@ def sign_csr(
     urls: IssuerUrls | None = None,
 ) -> x509.Certificate:
     """An end-entity certificate for the CSR's subject and key. Policy is checked by the caller."""
-    require_ca(issuer)
-    if not match_key(issuer, issuer_key).matches:
-        raise KeyMismatch("the CA's private key does not belong to the CA certificate")
-    not_after = now + validity
-    if not_after > issuer.not_valid_after_utc:
-        raise InvalidArgument(
-            f"the certificate would outlive its issuing CA: requested until "
-            f"{not_after.date().isoformat()}, the CA expires on "
-            f"{issuer.not_valid_after_utc.date().isoformat()}",
-            hint="request a shorter validity, or renew the CA first",
-        )
-    public_key = csr.public_key()
-    is_rsa = isinstance(public_key, rsa.RSAPublicKey)
-    eku = (
-        ExtendedKeyUsageOID.CLIENT_AUTH
-        if profile is Profile.CLIENT
-        else ExtendedKeyUsageOID.SERVER_AUTH
+    return prepare_issuer(issuer, issuer_key).sign_csr(
+        csr, profile=profile, now=now, validity=validity, serial=serial, urls=urls
     )
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(csr.subject)
-        .issuer_name(issuer.subject)
-        .public_key(public_key)
-        .serial_number(serial or x509.random_serial_number())
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=is_rsa and profile is Profile.SERVER,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(_aki(issuer), critical=False)
+
+
+_END_ENTITY = x509.BasicConstraints(ca=False, path_length=None)
+_CLIENT_EKU = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH])
+_SERVER_EKU = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH])
+
+
+@functools.cache
+def _key_usage(*, key_encipherment: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=key_encipherment,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
     )
-    sans = _sans_for(csr, profile)
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    builder = _add_urls(builder, urls)
-    return builder.sign(issuer_key, _algorithm(issuer_key))
 
 
 def _sans_for(csr: x509.CertificateSigningRequest, profile: Profile) -> list[x509.GeneralName]:
@@ -237,8 +290,17 @@ def _aki(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
 
 
 def _add_urls(builder: x509.CertificateBuilder, urls: IssuerUrls | None) -> x509.CertificateBuilder:
+    for extension in _url_extensions(urls):
+        builder = builder.add_extension(extension, critical=False)
+    return builder
+
+
+@functools.lru_cache(maxsize=64)
+def _url_extensions(urls: IssuerUrls | None) -> tuple[x509.ExtensionType, ...]:
+    """CRL distribution point and AIA for ``urls``; built once per distinct set of URLs."""
     if urls is None:
-        return builder
+        return ()
+    out: list[x509.ExtensionType] = []
     if urls.crl:
         point = x509.DistributionPoint(
             full_name=[x509.UniformResourceIdentifier(urls.crl)],
@@ -246,7 +308,7 @@ def _add_urls(builder: x509.CertificateBuilder, urls: IssuerUrls | None) -> x509
             reasons=None,
             crl_issuer=None,
         )
-        builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
+        out.append(x509.CRLDistributionPoints([point]))
     access: list[x509.AccessDescription] = []
     if urls.ocsp:
         access.append(
@@ -262,8 +324,8 @@ def _add_urls(builder: x509.CertificateBuilder, urls: IssuerUrls | None) -> x509
             )
         )
     if access:
-        builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
-    return builder
+        out.append(x509.AuthorityInformationAccess(access))
+    return tuple(out)
 
 
 def require_ca(certificate: x509.Certificate) -> None:

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -44,11 +45,39 @@ _EXEMPT_FROM_CHARACTER_RULE = {NameOID.EMAIL_ADDRESS}
 
 @dataclass(frozen=True, kw_only=True)
 class IssuanceRequest:
-    """What the rules look at: the CSR, and the validity asked for when signing."""
+    """What the rules look at: the CSR, and the validity asked for when signing.
+
+    ``cryptography`` decodes ``csr.subject`` and the SAN extension anew on every access; the
+    rules read them through the cached properties below, so one evaluation decodes each once.
+    """
 
     csr: x509.CertificateSigningRequest
     validity: timedelta | None = None
     max_validity: timedelta | None = None
+
+    @cached_property
+    def subject(self) -> x509.Name:
+        return self.csr.subject
+
+    @cached_property
+    def common_names(self) -> tuple[str, ...]:
+        return tuple(
+            a.value if isinstance(a.value, str) else a.value.decode("latin-1")
+            for a in self.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        )
+
+    @cached_property
+    def san(self) -> x509.SubjectAlternativeName | None:
+        try:
+            return self.csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            return None
+
+    @cached_property
+    def dns_sans(self) -> tuple[str, ...]:
+        if self.san is None:
+            return ()
+        return tuple(str(n) for n in self.san.get_values_for_type(x509.DNSName))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,9 +116,9 @@ def is_fqdn(name: str) -> bool:
     return all(_LABEL.match(label) for label in labels)
 
 
-def _subject_values(csr: x509.CertificateSigningRequest) -> list[tuple[str, str]]:
+def _subject_values(subject: x509.Name) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
-    for attribute in csr.subject:
+    for attribute in subject:
         value = attribute.value
         text = value if isinstance(value, str) else value.decode("latin-1")
         short = getattr(attribute.oid, "_name", None) or attribute.oid.dotted_string
@@ -108,21 +137,6 @@ _SHORT_NAMES = {
 }
 
 
-def _dns_sans(csr: x509.CertificateSigningRequest) -> list[str]:
-    try:
-        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    return [str(n) for n in san.get_values_for_type(x509.DNSName)]
-
-
-def _common_names(csr: x509.CertificateSigningRequest) -> list[str]:
-    return [
-        a.value if isinstance(a.value, str) else a.value.decode("latin-1")
-        for a in csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    ]
-
-
 # --- the rules ----------------------------------------------------------------------------------
 
 
@@ -133,7 +147,7 @@ def _signature(request: IssuanceRequest) -> str | None:
 
 
 def _country(request: IssuanceRequest) -> str | None:
-    values = request.csr.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)
+    values = request.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)
     for attribute in values:
         value = attribute.value if isinstance(attribute.value, str) else ""
         if value not in ISO_3166_ALPHA2:
@@ -143,7 +157,7 @@ def _country(request: IssuanceRequest) -> str | None:
 
 def _characters(request: IssuanceRequest) -> str | None:
     bad: list[str] = []
-    for field, value in _subject_values(request.csr):
+    for field, value in _subject_values(request.subject):
         found = sorted({ch for ch in value if ch in FORBIDDEN_SUBJECT_CHARACTERS})
         if found:
             bad.append(f"{field}={value!r} contains {' '.join(found)}")
@@ -153,7 +167,7 @@ def _characters(request: IssuanceRequest) -> str | None:
 
 
 def _common_name_fqdn(request: IssuanceRequest) -> str | None:
-    names = _common_names(request.csr)
+    names = request.common_names
     if not names:
         return "the subject needs a common name (CN): the FQDN of the calling service"
     if len(names) > 1:
@@ -169,24 +183,24 @@ def _common_name_fqdn(request: IssuanceRequest) -> str | None:
 
 
 def _no_wildcards(request: IssuanceRequest) -> str | None:
-    wild = [n for n in [*_common_names(request.csr), *_dns_sans(request.csr)] if "*" in n]
+    wild = [n for n in [*request.common_names, *request.dns_sans] if "*" in n]
     if not wild:
         return None
     return f"wildcard names are not issued; found {', '.join(repr(n) for n in wild)}"
 
 
 def _san_names(request: IssuanceRequest) -> str | None:
-    bad = [n for n in _dns_sans(request.csr) if "*" not in n and not is_fqdn(n)]
+    bad = [n for n in request.dns_sans if "*" not in n and not is_fqdn(n)]
     if not bad:
         return None
     return f"DNS subject alternative names must be FQDNs; found {', '.join(repr(n) for n in bad)}"
 
 
 def _server_common_name(request: IssuanceRequest) -> str | None:
-    names = _common_names(request.csr)
+    names = request.common_names
     if len(names) > 1:
         return f"the subject must have at most one CN; found {len(names)}"
-    if not names and not _dns_sans(request.csr) and not _has_ip_san(request.csr):
+    if not names and not request.dns_sans and not _has_ip_san(request):
         return "a server certificate needs a host name: a CN or a DNS/IP subject alternative name"
     if names and "*" not in names[0] and not (is_hostname(names[0]) or _is_ip(names[0])):
         return f"CN must be a host name such as api.example.com; found {names[0]!r}"
@@ -194,18 +208,14 @@ def _server_common_name(request: IssuanceRequest) -> str | None:
 
 
 def _server_san_names(request: IssuanceRequest) -> str | None:
-    bad = [n for n in _dns_sans(request.csr) if "*" not in n and not is_hostname(n)]
+    bad = [n for n in request.dns_sans if "*" not in n and not is_hostname(n)]
     if not bad:
         return None
     return f"DNS subject alternative names must be host names; found {', '.join(map(repr, bad))}"
 
 
-def _has_ip_san(csr: x509.CertificateSigningRequest) -> bool:
-    try:
-        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return False
-    return bool(san.get_values_for_type(x509.IPAddress))
+def _has_ip_san(request: IssuanceRequest) -> bool:
+    return request.san is not None and bool(request.san.get_values_for_type(x509.IPAddress))
 
 
 def _key_strength(request: IssuanceRequest) -> str | None:

@@ -49,9 +49,8 @@ class Database:
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.is_sqlite:
             _tune_sqlite(self.engine)
-        self._writer = sessionmaker(
-            bind=self.engine.execution_options(mutls_write=True), expire_on_commit=False
-        )
+        self._write_engine = self.engine.execution_options(mutls_write=True)
+        self._writer = sessionmaker(bind=self._write_engine, expire_on_commit=False)
         self._reader = sessionmaker(bind=self.engine, expire_on_commit=False)
 
     @property
@@ -67,6 +66,15 @@ class Database:
         """A write transaction: committed when the block ends, rolled back if it raises."""
         with _translated(self), self._writer() as session, session.begin():
             yield session
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """A write transaction as a Core connection, for hot paths that need no ORM unit of work
+        (certificate issuance): the same transaction as ``write()`` (``BEGIN IMMEDIATE`` on
+        SQLite, the store's durability settings), committed when the block ends, rolled back if
+        it raises."""
+        with _translated(self), self._write_engine.begin() as connection:
+            yield connection
 
     @contextmanager
     def read(self) -> Iterator[Session]:
