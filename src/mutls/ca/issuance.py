@@ -63,6 +63,7 @@ __all__ = [
     "check_csr",
     "issue_certificate",
     "live_certificates",
+    "load_csr",
 ]
 
 DEFAULT_VALIDITY_DAYS = 365
@@ -140,7 +141,8 @@ class DryRunResult:
         }
 
 
-def _load_csr(csr_pem: bytes) -> x509.CertificateSigningRequest:
+def load_csr(csr_pem: bytes) -> x509.CertificateSigningRequest:
+    """The CSR in ``csr_pem`` (PEM or DER), or ``unsupported_format`` naming what it holds."""
     material = load_material(csr_pem, max_size=MAX_CSR_BYTES)
     if material.csr is None:
         raise UnsupportedFormat(
@@ -157,7 +159,7 @@ def _validity(days: int | None) -> timedelta:
 
 def check_csr(csr_pem: bytes, *, validity_days: int | None = None) -> DryRunResult:
     """Validate without issuing: every broken rule, for live feedback."""
-    return _dry_run(_load_csr(csr_pem), validity_days)
+    return _dry_run(load_csr(csr_pem), validity_days)
 
 
 def _dry_run(csr: x509.CertificateSigningRequest, validity_days: int | None) -> DryRunResult:
@@ -280,7 +282,7 @@ def issue_certificate(
         raise InvalidArgument(
             f"expected validity_days between 1 and {MAX_VALIDITY_DAYS}; found {validity_days}"
         )
-    csr = _load_csr(csr_pem)
+    csr = load_csr(csr_pem)
     dry = _dry_run(csr, validity_days)
     if not dry.ok:
         raise PolicyViolation(dry.violations)

@@ -23,8 +23,7 @@ from sqlalchemy import select
 
 from mutls.accounts.principal import Principal
 from mutls.accounts.roles import Role
-from mutls.ca.issuance import MAX_VALIDITY_DAYS, IssuedView, issue_certificate
-from mutls.ca.issuance import _load_csr as load_csr  # FIXME: public name
+from mutls.ca.issuance import MAX_VALIDITY_DAYS, IssuedView, issue_certificate, load_csr
 from mutls.ca.issuer import IssuingCA
 from mutls.errors import (
     AccountMtlsDisabled,
