@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Interop tests drive the real openssl and curl clients; install them where they are missing.
-SYSTEM_TOOLS := openssl curl jq sqlite3
+# Interop tests drive the real openssl and curl clients, and sslscan checks the gateway's TLS
+# policy; install them where they are missing.
+SYSTEM_TOOLS := openssl curl jq sqlite3 sslscan
 
 install: $(STAMP)
 	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
@@ -35,11 +36,24 @@ format: install
 demo: install
 	$(VENV)/bin/mutls demo
 
+# bench/gateway drives nginx (the baseline and the shared upstream), wrk, and a small LD_PRELOAD
+# library built with gcc against libssl-dev. nginx runs only from the bench's own config
+# (`nginx -c`); the distribution's nginx service is stopped and disabled right after install so
+# nothing is left listening on port 80.
+BENCH_TOOLS := nginx wrk gcc libssl-dev
+
 bench: install
+	@missing=""; for p in $(BENCH_TOOLS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  case "$$missing" in *" nginx"*) \
+	    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then systemctl disable --now nginx || true; \
+	    else service nginx stop >/dev/null 2>&1 || true; fi;; esac; fi
 	$(PY) bench/pki_bench.py
 	$(PY) bench/vault_bench.py
 	$(PY) bench/ca_bench.py --workers 2,8
 	$(PY) bench/api_issue_bench.py
+	$(PY) bench/gateway/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

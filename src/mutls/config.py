@@ -20,6 +20,9 @@ MUTLS_SERVER_NAMES         localhost,127.0.0.1 and the     names in the TLS serv
                            public URL's host               of customer-facing listeners
 =========================  ==============================  =================================
 
+The mTLS gateway's settings (``MUTLS_GATEWAY_*``) are read by :meth:`GatewaySettings.from_env`;
+docs/gateway.md lists them.
+
 ``MUTLS_PUBLIC_URL`` is written into every issued certificate (CRL distribution point
 ``<url>/ca/platform/crl``, OCSP ``<url>/ca/platform/ocsp``) and cannot be changed in a certificate
 afterwards, so set it before issuing to the name relying parties use (``https://pki.example.com``),
@@ -37,7 +40,7 @@ from urllib.parse import urlsplit
 
 from mutls.errors import InvalidArgument
 
-__all__ = ["Settings", "parse_listen", "parse_public_url"]
+__all__ = ["GatewayListen", "GatewaySettings", "Settings", "parse_listen", "parse_public_url"]
 
 DEFAULT_API_PORT = 7000
 DEFAULT_RENEW_LISTEN = "0.0.0.0:8444"
@@ -253,3 +256,158 @@ def _positive_int(raw: str | None, default: int, variable: str) -> int:
     if not raw.isdigit() or int(raw) <= 0:
         raise InvalidArgument(f"expected {variable} to be a positive integer; found {raw!r}")
     return int(raw)
+
+
+# --- the mTLS gateway --------------------------------------------------------------------------
+
+DEFAULT_GATEWAY_LISTEN = "0.0.0.0:8443"
+TLS_VERSIONS = ("1.2", "1.3")
+CIPHER_PRESETS = ("intermediate", "strict")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayListen:
+    """One gateway listener and its TLS policy (seed 004 wants a TLS 1.2-only endpoint)."""
+
+    host: str
+    port: int
+    tls_min: str = "1.2"
+    tls_max: str = "1.3"
+    ciphers: str = "intermediate"
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewaySettings:
+    """``MUTLS_GATEWAY_*``: listeners, workers, server certificate, limits and timeouts."""
+
+    listeners: tuple[GatewayListen, ...] = (GatewayListen(host="0.0.0.0", port=8443),)  # noqa: S104
+    workers: int = 1
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    access_log: bool = True
+    metrics_listen: tuple[str, int] | None = ("127.0.0.1", 9190)
+    max_header_bytes: int = 32 * 1024
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_connections: int = 10_000
+    """Per worker."""
+    handshake_timeout: float = 10.0
+    read_timeout: float = 30.0
+    """A request's head and body must keep arriving; a stall this long closes the connection."""
+    idle_timeout: float = 75.0
+    """A keep-alive connection with no request in flight is closed after this long (as nginx)."""
+    upstream_connect_timeout: float = 5.0
+    upstream_timeout: float = 60.0
+    """From the request's end until the upstream's answer starts: 504 ``upstream_timeout``."""
+    drain_seconds: float = 10.0
+    """On SIGTERM: stop accepting, finish requests in flight for at most this long."""
+    poll_seconds: float = 0.5
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, default_listen: str | None = None
+    ) -> GatewaySettings:
+        env = os.environ if environ is None else environ
+        raw = env.get("MUTLS_GATEWAY_LISTEN") or default_listen or DEFAULT_GATEWAY_LISTEN
+        cert = env.get("MUTLS_GATEWAY_CERT_FILE") or None
+        key = env.get("MUTLS_GATEWAY_KEY_FILE") or None
+        if (cert is None) != (key is None):
+            raise InvalidArgument(
+                "expected MUTLS_GATEWAY_CERT_FILE and MUTLS_GATEWAY_KEY_FILE together; found "
+                f"only {'MUTLS_GATEWAY_CERT_FILE' if cert else 'MUTLS_GATEWAY_KEY_FILE'}",
+                hint="set both to serve your own certificate, or neither to have the platform "
+                "CA issue one for MUTLS_SERVER_NAMES",
+            )
+        log = (env.get("MUTLS_GATEWAY_ACCESS_LOG") or "on").strip().lower()
+        if log not in {"on", "off"}:
+            raise InvalidArgument(f"expected MUTLS_GATEWAY_ACCESS_LOG on or off; found {log!r}")
+        return cls(
+            listeners=parse_gateway_listeners(raw),
+            workers=_positive_int(
+                env.get("MUTLS_GATEWAY_WORKERS"), os.cpu_count() or 1, "MUTLS_GATEWAY_WORKERS"
+            ),
+            cert_file=Path(cert).expanduser().absolute() if cert else None,
+            key_file=Path(key).expanduser().absolute() if key else None,
+            access_log=log == "on",
+            metrics_listen=_optional_listen(
+                env.get("MUTLS_GATEWAY_METRICS_LISTEN") or "127.0.0.1:9190",
+                "MUTLS_GATEWAY_METRICS_LISTEN",
+            ),
+            max_header_bytes=_positive_int(
+                env.get("MUTLS_GATEWAY_MAX_HEADER_BYTES"),
+                32 * 1024,
+                "MUTLS_GATEWAY_MAX_HEADER_BYTES",
+            ),
+            max_body_bytes=_positive_int(
+                env.get("MUTLS_GATEWAY_MAX_BODY_BYTES"),
+                16 * 1024 * 1024,
+                "MUTLS_GATEWAY_MAX_BODY_BYTES",
+            ),
+            max_connections=_positive_int(
+                env.get("MUTLS_GATEWAY_MAX_CONNECTIONS"), 10_000, "MUTLS_GATEWAY_MAX_CONNECTIONS"
+            ),
+            handshake_timeout=_seconds(env, "MUTLS_GATEWAY_HANDSHAKE_TIMEOUT", 10.0),
+            read_timeout=_seconds(env, "MUTLS_GATEWAY_READ_TIMEOUT", 30.0),
+            idle_timeout=_seconds(env, "MUTLS_GATEWAY_IDLE_TIMEOUT", 75.0),
+            upstream_connect_timeout=_seconds(env, "MUTLS_GATEWAY_UPSTREAM_CONNECT_TIMEOUT", 5.0),
+            upstream_timeout=_seconds(env, "MUTLS_GATEWAY_UPSTREAM_TIMEOUT", 60.0),
+            drain_seconds=_seconds(env, "MUTLS_GATEWAY_DRAIN_SECONDS", 10.0),
+            poll_seconds=_seconds(env, "MUTLS_GATEWAY_POLL_SECONDS", 0.5),
+        )
+
+
+def _seconds(env: Mapping[str, str], variable: str, default: float) -> float:
+    raw = env.get(variable)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 86_400:
+        raise InvalidArgument(
+            f"expected {variable} in seconds, more than 0 and at most 86400; found {raw!r}"
+        )
+    return value
+
+
+def parse_gateway_listeners(value: str) -> tuple[GatewayListen, ...]:
+    """``host:port[?tls=1.2&ciphers=strict]``, comma-separated; ``tls`` is one version or a range
+    (``1.2``, ``1.3``, ``1.2-1.3``)."""
+    variable = "MUTLS_GATEWAY_LISTEN"
+    listeners: list[GatewayListen] = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        address, _, query = item.partition("?")
+        host, port = parse_listen(address, variable=variable)
+        options = dict(pair.partition("=")[::2] for pair in query.split("&") if pair)
+        unknown = set(options) - {"tls", "ciphers"}
+        if unknown:
+            raise InvalidArgument(
+                f"expected {variable} options tls= and ciphers=; found {sorted(unknown)[0]!r}",
+                hint="example: 0.0.0.0:8443,0.0.0.0:8543?tls=1.2",
+            )
+        low, _, high = options.get("tls", "1.2-1.3").partition("-")
+        high = high or low
+        ciphers = options.get("ciphers", "intermediate")
+        if low not in TLS_VERSIONS or high not in TLS_VERSIONS or low > high:
+            raise InvalidArgument(
+                f"expected tls= in {variable} as 1.2, 1.3 or 1.2-1.3; found {options.get('tls')!r}",
+                hint="TLS 1.0 and 1.1 are deprecated (RFC 8996) and not offered",
+            )
+        if ciphers not in CIPHER_PRESETS:
+            raise InvalidArgument(
+                f"expected ciphers= in {variable} to be one of {', '.join(CIPHER_PRESETS)}; "
+                f"found {ciphers!r}"
+            )
+        listeners.append(
+            GatewayListen(host=host, port=port, tls_min=low, tls_max=high, ciphers=ciphers)
+        )
+    if not listeners:
+        raise InvalidArgument(f"expected at least one host:port in {variable}; found {value!r}")
+    return tuple(listeners)

@@ -48,7 +48,8 @@ callers that do not know mutls.
     │   ├── UserNotFound                         user_not_found
     │   ├── TokenNotFound                        token_not_found
     │   ├── CertificateNotFound                  certificate_not_found
-    │   └── TrustedCANotFound                    trusted_ca_not_found
+    │   ├── TrustedCANotFound                    trusted_ca_not_found
+    │   └── RouteNotFound                        route_not_found
     ├── Conflict                                 the change clashes with what exists (HTTP 409)
     │   ├── NameTaken                            name_taken
     │   ├── ResourceInUse                        resource_in_use
@@ -59,8 +60,15 @@ callers that do not know mutls.
     │   ├── AuthenticationRequired               authentication_required
     │   ├── InvalidToken                         invalid_token
     │   ├── ClientCertificateRequired            client_certificate_required
+    │   ├── AuthorizationRequired                authorization_required
     │   └── PermissionDenied (PermissionError)   permission_denied
-    │       └── CertificateNotRenewable          certificate_not_renewable
+    │       ├── CertificateNotRenewable          certificate_not_renewable
+    │       ├── CertificateNotRegistered         certificate_not_registered
+    │       ├── RouteForbidden                   route_forbidden
+    │       └── SourceIpForbidden                source_ip_forbidden
+    ├── UpstreamError                            the gateway's upstream failed (HTTP 502/504)
+    │   ├── UpstreamUnavailable                  upstream_unavailable
+    │   └── UpstreamTimeout                      upstream_timeout
     ├── VaultError                               the vault cannot serve (HTTP 503)
     │   ├── MasterKeyMissing                     master_key_missing
     │   ├── MasterKeyMismatch                    master_key_mismatch
@@ -83,6 +91,7 @@ __all__ = [
     "AlreadyRevoked",
     "AuthError",
     "AuthenticationRequired",
+    "AuthorizationRequired",
     "CAAlreadyExists",
     "CAAlreadyTrusted",
     "CANotInitialized",
@@ -91,6 +100,7 @@ __all__ = [
     "CertificateError",
     "CertificateExpired",
     "CertificateNotFound",
+    "CertificateNotRegistered",
     "CertificateNotRenewable",
     "CertificateNotYetValid",
     "CertificateQuotaExceeded",
@@ -126,15 +136,21 @@ __all__ = [
     "PrivateKeyError",
     "RenewalNamesChanged",
     "ResourceInUse",
+    "RouteForbidden",
+    "RouteNotFound",
     "RuleViolation",
     "SchemaOutdated",
     "SecretNotFound",
     "SerialNotFound",
+    "SourceIpForbidden",
     "StoreError",
     "TokenNotFound",
     "TrustedCANotFound",
     "UnknownIssuer",
     "UnsupportedFormat",
+    "UpstreamError",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
     "UserNotFound",
     "VaultError",
     "WeakKey",
@@ -426,6 +442,15 @@ class CertificateNotFound(NotFound):
     default_hint = "list the account's certificates with `GET /admin/accounts/{id}/certificates`"
 
 
+class RouteNotFound(NotFound):
+    """No gateway route matches the request, or an admin named a route that does not exist."""
+
+    code = "route_not_found"
+    default_hint = (
+        "check the host name, the path and the API version against the API's documentation"
+    )
+
+
 class TrustedCANotFound(NotFound):
     code = "trusted_ca_not_found"
     default_hint = "list the account's trusted CAs with `GET /admin/accounts/{id}/cas`"
@@ -527,6 +552,39 @@ class ClientCertificateRequired(AuthError):
     )
 
 
+class AuthorizationRequired(AuthError):
+    """The route wants an ``Authorization`` header besides the client certificate (seed 003)."""
+
+    code = "authorization_required"
+    default_hint = (
+        "send your API credentials in the Authorization header along with the certificate"
+    )
+
+
+class CertificateNotRegistered(PermissionDenied):
+    """The certificate chains to a trusted CA but maps to no account."""
+
+    code = "certificate_not_registered"
+    default_hint = (
+        "use a client certificate issued to your account (portal or `mutls cert issue`), or ask "
+        "the provider to register your CA for your account"
+    )
+
+
+class RouteForbidden(PermissionDenied):
+    """The caller's account or certificate may not use this route or API version (seed 001)."""
+
+    code = "route_forbidden"
+    default_hint = "use a certificate issued for this API version, or ask the provider for access"
+
+
+class SourceIpForbidden(PermissionDenied):
+    """The request came from an address outside the account's allowlist (seed 004)."""
+
+    code = "source_ip_forbidden"
+    default_hint = "call from an address on your account's allowlist, or ask the provider to add it"
+
+
 class CertificateNotRenewable(PermissionDenied):
     """The presented certificate chains to our CA but is not one the platform issued to an
     account (a server certificate, or one issued outside the registry)."""
@@ -546,6 +604,27 @@ class RenewalNamesChanged(InputError):
         "a renewal keeps the subject and SANs of the current certificate: make the CSR with the "
         "same names (`mutls renew` without --csr does), or issue a new certificate instead"
     )
+
+
+# --- gateway upstream -----------------------------------------------------------------------
+
+
+class UpstreamError(MutlsError):
+    code = "upstream_error"
+
+
+class UpstreamUnavailable(UpstreamError):
+    """The gateway could not reach the service behind it, or it broke the connection."""
+
+    code = "upstream_unavailable"
+    default_hint = "retry shortly; if it persists, the provider's service is down"
+
+
+class UpstreamTimeout(UpstreamError):
+    """The service behind the gateway did not answer in time."""
+
+    code = "upstream_timeout"
+    default_hint = "retry shortly; if it persists, contact the provider"
 
 
 # --- vault ----------------------------------------------------------------------------------

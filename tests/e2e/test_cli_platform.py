@@ -50,6 +50,8 @@ class Server:
     proc: subprocess.Popen[bytes]
     admin_token: str = field(repr=False)
     renew_url: str = ""
+    gateway_url: str = ""
+    metrics_url: str = ""
     secrets: set[str] = field(default_factory=set, repr=False)
 
     def env(self, token: str | None = None, **extra: str) -> dict[str, str]:
@@ -98,17 +100,23 @@ def _free_port() -> int:
         return port
 
 
-def start_server(base: Path) -> Server:
+def start_server(base: Path, *, extra_env: dict[str, str] | None = None) -> Server:
     base.mkdir(parents=True, exist_ok=True)
     data_dir, log = base / "data", base / "mutls-up.log"
     port, renew_port = _free_port(), _free_port()
+    gateway_port, metrics_port = _free_port(), _free_port()
     env = _clean_env()
     env.update(
         MUTLS_DATA_DIR=str(data_dir),
         MUTLS_API_LISTEN=f"127.0.0.1:{port}",
         MUTLS_RENEW_LISTEN=f"127.0.0.1:{renew_port}",
+        MUTLS_GATEWAY_LISTEN=f"127.0.0.1:{gateway_port}",
+        MUTLS_GATEWAY_METRICS_LISTEN=f"127.0.0.1:{metrics_port}",
+        MUTLS_GATEWAY_POLL_SECONDS="0.2",
+        MUTLS_GATEWAY_WORKERS="1",
         MUTLS_LOG_LEVEL="debug",
     )
+    env.update(extra_env or {})
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") as sink:
         proc = subprocess.Popen(
@@ -142,6 +150,8 @@ def start_server(base: Path) -> Server:
         proc=proc,
         admin_token=token,
         renew_url=f"https://127.0.0.1:{renew_port}",
+        gateway_url=f"https://127.0.0.1:{gateway_port}",
+        metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
     )
 
 

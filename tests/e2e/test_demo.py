@@ -22,6 +22,10 @@ def run_demo(tmp_path: Path, port: int) -> tuple[subprocess.Popen[bytes], Path]:
     env = _clean_env()
     env["MUTLS_API_LISTEN"] = f"127.0.0.1:{port}"
     env["MUTLS_RENEW_LISTEN"] = f"127.0.0.1:{_free_port()}"
+    env["MUTLS_GATEWAY_LISTEN"] = f"127.0.0.1:{_free_port()}"
+    env["MUTLS_GATEWAY_METRICS_LISTEN"] = f"127.0.0.1:{_free_port()}"
+    env["MUTLS_GATEWAY_WORKERS"] = "1"
+    env["MUTLS_DEMO_UPSTREAM_LISTEN"] = f"127.0.0.1:{_free_port()}"
     with out.open("wb") as sink:
         proc = subprocess.Popen(
             [str(MUTLS), "demo", "--data-dir", str(tmp_path / "demo-data")],

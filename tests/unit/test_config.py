@@ -98,3 +98,84 @@ def test_bad_server_names_are_refused_with_the_variable(tmp_path: Path, raw: str
     with pytest.raises(InvalidArgument, match="MUTLS_SERVER_NAMES") as caught:
         Settings.from_env({"MUTLS_DATA_DIR": str(tmp_path), "MUTLS_SERVER_NAMES": raw})
     assert caught.value.hint
+
+
+# --- the gateway's settings -------------------------------------------------------------------
+
+
+def test_gateway_listeners_carry_their_own_tls_policy() -> None:
+    from mutls.config import GatewaySettings
+
+    settings = GatewaySettings.from_env(
+        {"MUTLS_GATEWAY_LISTEN": "127.0.0.1:8443, [::1]:8543?tls=1.2&ciphers=strict"}
+    )
+    first, second = settings.listeners
+    assert (first.host, first.port, first.tls_min, first.tls_max) == (
+        "127.0.0.1",
+        8443,
+        "1.2",
+        "1.3",
+    )
+    assert (second.host, second.port, second.tls_min, second.tls_max) == ("::1", 8543, "1.2", "1.2")
+    assert second.ciphers == "strict"
+    assert second.address == "[::1]:8543"
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        ("127.0.0.1:8443?tls=1.1", "tls="),
+        ("127.0.0.1:8443?tls=1.3-1.2", "tls="),
+        ("127.0.0.1:8443?ciphers=weak", "ciphers="),
+        ("127.0.0.1:8443?verify=none", "options"),
+        ("nohost", "host:port"),
+        (" , ", "at least one"),
+    ],
+)
+def test_gateway_listener_errors_name_the_variable(raw: str, fragment: str) -> None:
+    from mutls.config import GatewaySettings
+
+    with pytest.raises(InvalidArgument, match="MUTLS_GATEWAY_LISTEN") as caught:
+        GatewaySettings.from_env({"MUTLS_GATEWAY_LISTEN": raw})
+    assert fragment in caught.value.message
+
+
+def test_gateway_certificate_files_come_in_pairs(tmp_path: Path) -> None:
+    from mutls.config import GatewaySettings
+
+    with pytest.raises(InvalidArgument, match="together"):
+        GatewaySettings.from_env({"MUTLS_GATEWAY_CERT_FILE": str(tmp_path / "c.pem")})
+    settings = GatewaySettings.from_env(
+        {
+            "MUTLS_GATEWAY_CERT_FILE": str(tmp_path / "c.pem"),
+            "MUTLS_GATEWAY_KEY_FILE": str(tmp_path / "k.pem"),
+        }
+    )
+    assert settings.cert_file == tmp_path / "c.pem"
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw"),
+    [
+        ("MUTLS_GATEWAY_UPSTREAM_TIMEOUT", "0"),
+        ("MUTLS_GATEWAY_IDLE_TIMEOUT", "soon"),
+        ("MUTLS_GATEWAY_WORKERS", "-1"),
+        ("MUTLS_GATEWAY_MAX_BODY_BYTES", "1e9"),
+        ("MUTLS_GATEWAY_ACCESS_LOG", "maybe"),
+    ],
+)
+def test_gateway_numbers_are_checked(variable: str, raw: str) -> None:
+    from mutls.config import GatewaySettings
+
+    with pytest.raises(InvalidArgument, match=variable):
+        GatewaySettings.from_env({variable: raw})
+
+
+def test_gateway_defaults_are_bounded() -> None:
+    from mutls.config import GatewaySettings
+
+    settings = GatewaySettings.from_env({"MUTLS_GATEWAY_IDLE_TIMEOUT": "1.5"})
+    assert settings.idle_timeout == 1.5
+    assert settings.listeners[0].port == 8443
+    assert settings.max_header_bytes == 32 * 1024
+    assert settings.workers >= 1

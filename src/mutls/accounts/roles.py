@@ -1,8 +1,9 @@
 """Roles and what each may do. A pure table; the API and services both check against it.
 
 ``manage-mtls`` is the "Manage mTLS" role of seed 003: it manages its own account's
-certificates and nothing else. ``auditor`` reads the audit log and metadata, never changes
-anything. ``app`` is a machine identity for the egress proxy and has no admin permissions.
+certificates and nothing else. ``auditor`` reads the audit log and metadata (gateway routes
+included), never changes anything. ``app`` is a machine identity for the egress proxy and has no
+admin permissions.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class Permission(enum.StrEnum):
     METRICS_READ = "metrics:read"
     CERTIFICATES_MANAGE = "certificates:manage"
     EGRESS_USE = "egress:use"
+    ROUTES_READ = "routes:read"
+    ROUTES_WRITE = "routes:write"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -47,6 +50,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.USERS_READ,
             Permission.TOKENS_READ,
             Permission.METRICS_READ,
+            Permission.ROUTES_READ,
         }
     ),
     Role.APP: frozenset({Permission.EGRESS_USE}),

@@ -41,6 +41,7 @@ from mutls.api.routes import (
     audit,
     ca_public,
     certificates,
+    gateway_routes,
     health,
     revocation,
     roles,
@@ -94,6 +95,7 @@ def create_app(platform: Platform) -> FastAPI:
     for module in (revocation, ca_public):  # issue 4 item 6: revocation, CRL, OCSP, chain
         app.include_router(module.router)
     app.include_router(trust.router)  # issue 4 item 4: an account's own CAs (seed 004)
+    app.include_router(gateway_routes.router)  # issue 5 item 2: the gateway's routes
     return app
 
 

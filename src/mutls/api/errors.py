@@ -24,6 +24,7 @@ from mutls.api.schemas import ErrorResponse
 from mutls.errors import (
     AlreadyRevoked,
     AuthenticationRequired,
+    AuthorizationRequired,
     CAAlreadyExists,
     CANotInitialized,
     CertificateError,
@@ -38,6 +39,8 @@ from mutls.errors import (
     PrivateKeyError,
     SerialNotFound,
     StoreError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
     VaultError,
 )
 
@@ -72,6 +75,9 @@ STATUS_BY_ERROR: Mapping[type[MutlsError], int] = {
     InvalidToken: 401,
     ClientCertificateRequired: 401,
     PermissionDenied: 403,
+    AuthorizationRequired: 403,
+    UpstreamUnavailable: 502,
+    UpstreamTimeout: 504,
     # the platform cannot serve right now; retrying later (or fixing its setup) helps
     VaultError: 503,
     StoreError: 503,

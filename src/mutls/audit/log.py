@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Connection, Engine, Select, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, Select, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from mutls.accounts.principal import Principal
@@ -64,6 +64,8 @@ _UPDATE_HEAD = (
 # PostgreSQL: ``WITH appended AS (INSERT INTO audit_events ...) UPDATE audit_head ...``, one round
 # trip while the head row is locked instead of two.
 _APPEND_AND_ADVANCE = _UPDATE_HEAD.add_cte(_INSERT_EVENT.cte("appended"))
+CHANGES_CHANNEL = "mutls_changes"
+_NOTIFY = text(f"SELECT pg_notify('{CHANGES_CHANNEL}', :seq)")
 
 
 def record(
@@ -151,6 +153,9 @@ def append(
     }
     if connection.dialect.name == "postgresql":
         connection.execute(_APPEND_AND_ADVANCE, values)
+        # Data planes LISTEN on this channel and reload their snapshot; PostgreSQL delivers the
+        # notification at commit, and drops it with a rollback.
+        connection.execute(_NOTIFY, {"seq": str(values["seq"])})
     else:
         connection.execute(_INSERT_EVENT, values)
         connection.execute(_UPDATE_HEAD, {"seq": values["seq"], "hash": values["hash"]})

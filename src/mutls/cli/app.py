@@ -8,7 +8,21 @@ import sys
 import typer
 
 from mutls import __version__
-from mutls.cli import admin, ca, cert, certs, csr, db, platform, renew, secrets, trust, vault
+from mutls.cli import (
+    admin,
+    ca,
+    cert,
+    certs,
+    csr,
+    db,
+    gateway,
+    platform,
+    renew,
+    route,
+    secrets,
+    trust,
+    vault,
+)
 from mutls.cli.client import (
     DEFAULT_SERVER,
     ClientOptions,
@@ -47,6 +61,8 @@ app.add_typer(admin.tokens, name="token")
 app.add_typer(admin.audit, name="audit")
 app.command("whoami")(admin.whoami)
 app.command("renew")(renew.renew)  # issue 4 item 7: renewal over mTLS
+app.command("gateway")(gateway.gateway)  # issue 5: the mTLS gateway
+app.add_typer(route.app, name="route")  # issue 5 item 2: the gateway's routes
 
 
 @app.callback()

@@ -10,7 +10,7 @@ import typer
 
 from mutls.cli.common import handle_errors
 from mutls.cli.output import console, err_console
-from mutls.config import Settings
+from mutls.config import Settings, parse_listen
 
 # The server stack (FastAPI, uvicorn, SQLAlchemy) is imported inside the commands that run it,
 # so `mutls cert ...` and the API client commands start in a third of a second.
@@ -81,7 +81,7 @@ def api() -> None:
         platform.close()
         raise
     err_console.print(f"mutls admin API node: {settings.api_url} ({platform.db.redacted_url()})")
-    serve(platform)
+    serve(platform, gateway=False)
 
 
 DemoDirOption = Annotated[
@@ -94,7 +94,15 @@ DemoDirOption = Annotated[
 def demo(data_dir: DemoDirOption = Path("mutls-demo")) -> None:
     """Run the platform with demo data and print what to try."""
     from mutls.runtime.bootstrap import bootstrap  # noqa: PLC0415
-    from mutls.runtime.demo import DEMO_SECRET, seed_demo  # noqa: PLC0415
+    from mutls.runtime.demo import (  # noqa: PLC0415
+        DEMO_CLIENT_PASSPHRASE,
+        DEMO_SECRET,
+        DEMO_UPSTREAM_LISTEN,
+        demo_client_files,
+        seed_demo,
+    )
+    from mutls.runtime.demo_upstream import demo_upstream_app  # noqa: PLC0415
+    from mutls.runtime.listeners import Listener, bind  # noqa: PLC0415
     from mutls.runtime.supervisor import configure_logging, serve  # noqa: PLC0415
 
     configure_logging()
@@ -103,10 +111,27 @@ def demo(data_dir: DemoDirOption = Path("mutls-demo")) -> None:
     env.pop("MUTLS_DATABASE_URL", None)  # the demo always runs on embedded SQLite
     env.pop("MUTLS_MASTER_KEY", None)
     env.setdefault("MUTLS_RENEW_LISTEN", "127.0.0.1:8444")  # a demo listens on loopback only
+    env.setdefault("MUTLS_GATEWAY_LISTEN", "127.0.0.1:8443")
+    os.environ["MUTLS_GATEWAY_LISTEN"] = env["MUTLS_GATEWAY_LISTEN"]  # read by the gateway
     settings = Settings.from_env(env)
     platform, report = bootstrap(settings)
     _announce(settings, report)
-    tokens = seed_demo(platform)
+    upstream_host, upstream_port = parse_listen(
+        env.get("MUTLS_DEMO_UPSTREAM_LISTEN") or DEMO_UPSTREAM_LISTEN,
+        variable="MUTLS_DEMO_UPSTREAM_LISTEN",
+    )
+    upstream = Listener(
+        name="demo upstream",
+        app=demo_upstream_app(),
+        sock=bind(upstream_host, upstream_port, setting="MUTLS_DEMO_UPSTREAM_LISTEN"),
+    )
+    tokens = seed_demo(platform, upstream_url=f"http://{upstream_host}:{upstream_port}")
+    files = demo_client_files(platform)
+    gateway = f"https://localhost:{env['MUTLS_GATEWAY_LISTEN'].rsplit(':', 1)[1]}"
+    curl = (
+        f"curl --cacert {files}/ca.pem --cert {files}/client.pem "
+        f"--key {files}/client.key.pem --pass {DEMO_CLIENT_PASSPHRASE}"
+    )
     admin_token = settings.admin_token_file.read_text().strip()
     url = settings.api_url
     console.print(f"\n[bold]mutls demo[/] is running: admin API {url}, data in {settings.data_dir}")
@@ -128,8 +153,15 @@ def demo(data_dir: DemoDirOption = Path("mutls-demo")) -> None:
         f"curl -s {url}/ca/platform/crl | openssl crl -inform DER -noout -text | head",
         "mutls secret list --expiring-within 30   # the sandbox value expires in 20 days",
         f"curl -s {url}/openapi.json   # the API reference; see docs/admin-api.md",
+        "# the mTLS gateway, in front of a demo upstream (see docs/gateway.md):",
+        f"{curl} {gateway}/mutls/whoami",
+        f"{curl} {gateway}/api/v2/accounts   # 200: the upstream sees X-Mutls-Account",
+        f"{curl} {gateway}/api/v1/accounts   # 403 route_forbidden: the cert is for v2",
+        f"curl --cacert {files}/ca.pem {gateway}/api/v2/accounts   # 401: no certificate",
+        f"curl --cacert {files}/ca.pem {gateway}/public/status   # 200: mtls off here",
+        "mutls route list",
     ):
         console.print(f"  {line}", soft_wrap=True, highlight=False)
     console.print("\nCtrl-C stops the demo; run `make demo` again to resume where it was.")
     del admin_token
-    serve(platform)
+    serve(platform, extra_listeners=[upstream])

@@ -6,6 +6,8 @@ and ``mutls audit verify`` passes on it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from cryptography.hazmat.primitives import serialization
 
 from mutls.accounts.mtls import update_mtls_settings
@@ -17,13 +19,25 @@ from mutls.errors import NameTaken
 from mutls.pki.csr import SubjectSpec, build_csr
 from mutls.pki.export import private_key_pem
 from mutls.pki.keys import generate_key
+from mutls.routing.service import create_route
 from mutls.runtime.bootstrap import open_platform_ca, platform_ca_passphrase
 from mutls.runtime.platform import Platform
 from mutls.vault.secrets import create_secret
 
-__all__ = ["DEMO_SECRET", "seed_demo"]
+__all__ = [
+    "DEMO_CLIENT_PASSPHRASE",
+    "DEMO_SECRET",
+    "DEMO_UPSTREAM_LISTEN",
+    "demo_client_files",
+    "seed_demo",
+]
+
+DEMO_CLIENT_PASSPHRASE = "demo"
+"""Not a secret: the demo's client key is encrypted with it so no plaintext key is on disk."""
 
 DEMO_ACCOUNT = "acme-bank"
+DEMO_UPSTREAM_LISTEN = "127.0.0.1:9000"
+"""Where the demo upstream listens (MUTLS_DEMO_UPSTREAM_LISTEN)."""
 DEMO_SECRET = "partner_bank_client"
 
 
@@ -49,7 +63,12 @@ def _client_identity(platform: Platform, common_name: str, days: int) -> dict[st
     }
 
 
-def seed_demo(platform: Platform) -> dict[str, str] | None:
+def demo_client_files(platform: Platform) -> Path:
+    """Where the demo writes acme-bank's client certificate, encrypted key and CA chain."""
+    return platform.settings.data_dir / "demo-client"
+
+
+def seed_demo(platform: Platform, *, upstream_url: str) -> dict[str, str] | None:
     """Create the demo objects once; returns the demo tokens, or None if they already exist."""
     admin = Principal.system("system:demo")
     now = platform.clock()
@@ -67,7 +86,7 @@ def seed_demo(platform: Platform) -> dict[str, str] | None:
         SubjectSpec(common_name="api-client.acme-bank.example", country="CA", organization="ACME"),
     )
     issuer = IssuerCache(platform.db, platform.keys, platform.settings.ca_dir).platform(now=now)
-    issue_certificate(
+    issued = issue_certificate(
         platform.db,
         issuer,
         admin,
@@ -75,6 +94,46 @@ def seed_demo(platform: Platform) -> dict[str, str] | None:
         csr.public_bytes(serialization.Encoding.PEM),
         now=now,
         api_versions=["v2"],
+    )
+    # The files a customer would hold, for curl against the gateway (key encrypted: "demo").
+    client_dir = demo_client_files(platform)
+    client_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    intermediates = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in issuer.chain[:-1])
+    (client_dir / "client.pem").write_bytes(issued.certificate_pem.encode() + intermediates)
+    key_file = client_dir / "client.key.pem"
+    key_file.touch(mode=0o600)
+    key_file.write_bytes(private_key_pem(key, DEMO_CLIENT_PASSPHRASE.encode()))
+    (client_dir / "ca.pem").write_bytes(issuer.chain[-1].public_bytes(serialization.Encoding.PEM))
+    # The gateway's routes: v2 of the demo API needs a certificate, /public does not.
+    create_route(
+        platform.db,
+        admin,
+        now=now,
+        name="demo-v2",
+        upstream_url=upstream_url,
+        path_prefix="/api",
+        api_version="v2",
+        description="the demo API, version 2: mTLS required",
+    )
+    create_route(
+        platform.db,
+        admin,
+        now=now,
+        name="demo-v1",
+        upstream_url=upstream_url,
+        path_prefix="/api",
+        api_version="v1",
+        description="the demo API, version 1: the demo certificate is issued for v2 only",
+    )
+    create_route(
+        platform.db,
+        admin,
+        now=now,
+        name="demo-public",
+        upstream_url=upstream_url,
+        path_prefix="/public",
+        mtls="off",
+        description="a public path on the same host: no certificate needed",
     )
     create_secret(
         platform.db,

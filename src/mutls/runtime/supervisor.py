@@ -1,7 +1,8 @@
 """`mutls up`: run every listener of this node in one process tree and stop them together.
 
-Today the node runs the admin API (with the CA endpoints) and the renewal listener (``POST /renew``
-over mTLS); the gateway and egress listeners join here as they arrive. Ctrl-C or SIGTERM stops
+The node runs the admin API (with the CA endpoints) and the renewal listener (``POST /renew`` over
+mTLS) in this process, and the mTLS gateway's worker processes beside it (``MUTLS_GATEWAY_LISTEN``,
+``off`` for none); the egress listener joins here as it arrives. Ctrl-C or SIGTERM stops
 accepting, lets in-flight requests finish (up to ``GRACEFUL_SECONDS``) and exits 0.
 """
 
@@ -9,12 +10,15 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 
 from mutls.api.app import create_app
 from mutls.api.renewal import create_renewal_app
 from mutls.ca.issuer import IssuerCache
 from mutls.ca.server_identity import issue_server_identity
+from mutls.config import GatewaySettings
 from mutls.errors import CANotInitialized
+from mutls.gateway.server import GatewayProcesses, prepare_gateway, serve_metrics
 from mutls.runtime.listeners import Listener, bind, run_listeners
 from mutls.runtime.platform import Platform
 from mutls.tls.context import ClientCertMode, server_context
@@ -38,8 +42,11 @@ def configure_logging(level: str | None = None) -> None:
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
 
 
-def serve(platform: Platform) -> None:
-    """Serve the admin API and the renewal listener until SIGINT or SIGTERM; exit 0 then."""
+def serve(
+    platform: Platform, *, gateway: bool = True, extra_listeners: Sequence[Listener] = ()
+) -> None:
+    """Serve the admin API, the renewal listener and (unless ``gateway`` is False, as for an
+    API-only node) the mTLS gateway until SIGINT or SIGTERM; exit 0 then."""
     settings = platform.settings
     app = create_app(platform)
     listeners = [
@@ -57,11 +64,47 @@ def serve(platform: Platform) -> None:
         raise
     if renewal is not None:
         listeners.append(renewal)
+    listeners.extend(extra_listeners)
+    processes = None
     try:
+        processes = _gateway(platform) if gateway else None
+    except BaseException:
+        for listener in listeners:
+            listener.sock.close()
+        raise
+    try:
+        if processes is not None:
+            processes.start()  # fork the workers before this process starts threads or a loop
+            serve_metrics(processes)
         run_listeners(listeners)
     finally:
+        if processes is not None:
+            processes.stop()
         platform.close()
         log.info("stopped")
+
+
+def _gateway(platform: Platform) -> GatewayProcesses | None:
+    raw = os.environ.get("MUTLS_GATEWAY_LISTEN", "")
+    if raw.strip().lower() in {"off", "none", "disabled"}:
+        log.info("mTLS gateway off (MUTLS_GATEWAY_LISTEN=off)")
+        return None
+    settings = GatewaySettings.from_env()
+    try:
+        processes = prepare_gateway(platform, settings)
+    except CANotInitialized:
+        log.warning("mTLS gateway off: no platform CA to issue its certificate")
+        return None
+    for url, listen in zip(processes.urls, settings.listeners, strict=True):
+        log.info(
+            "mTLS gateway listening on %s (TLS %s-%s, %s ciphers, %s workers)",
+            url,
+            listen.tls_min,
+            listen.tls_max,
+            listen.ciphers,
+            settings.workers,
+        )
+    return processes
 
 
 def _renewal_listener(platform: Platform, issuers: IssuerCache) -> Listener | None:

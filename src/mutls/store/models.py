@@ -34,6 +34,7 @@ __all__ = [
     "CertificateAuthority",
     "IssuedCertificate",
     "MasterKeyRecord",
+    "Route",
     "Secret",
     "SecretValue",
     "User",
@@ -228,6 +229,36 @@ class IssuedCertificate(Base):
     revocation_reason: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(64))
+
+
+class Route(Base):
+    """A gateway route: which requests (host, path prefix, API version) go to which upstream, and
+    what the caller must show. ``mutls.routing`` validates every field; the gateway reads these
+    rows as ``mutls.policy.routing.Route`` values.
+
+    ``match_key`` is the match tuple (host, prefix, version, version header) as one string, with
+    an empty part for a missing value, so "no two routes match the same requests" is a plain
+    unique constraint on both backends (a unique constraint over the nullable columns themselves
+    would let any two rows with a NULL in them through).
+    """
+
+    __tablename__ = "gateway_routes"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    host: Mapped[str | None] = mapped_column(String(253))
+    path_prefix: Mapped[str] = mapped_column(String(512), default="/")
+    api_version: Mapped[str | None] = mapped_column(String(64))
+    version_header: Mapped[str | None] = mapped_column(String(64))
+    match_key: Mapped[str] = mapped_column(String(900), unique=True)
+    upstream_url: Mapped[str] = mapped_column(String(512))
+    mtls: Mapped[str] = mapped_column(String(16))
+    allowed_accounts: Mapped[list[str]] = mapped_column(JSON, default=list)
+    authorization: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime]
 
 
 class MasterKeyRecord(Base):

@@ -20,10 +20,11 @@ from mutls.errors import (
     MutlsError,
     PolicyViolation,
     RuleViolation,
+    UpstreamError,
     all_error_classes,
 )
 
-ABSTRACT = {MutlsError, AuthError, CAStateError}
+ABSTRACT = {MutlsError, AuthError, CAStateError, UpstreamError}
 
 
 def instance(cls: type[MutlsError]) -> MutlsError:
@@ -41,7 +42,7 @@ def test_every_error_class_has_a_deliberate_status(cls: type[MutlsError]) -> Non
     if cls in ABSTRACT:
         assert status == GENERIC_ERROR_STATUS
     else:
-        assert status in {401, 403, 404, 409, 422, 503}, cls
+        assert status in {401, 403, 404, 409, 422, 502, 503, 504}, cls
 
 
 @pytest.mark.parametrize(

@@ -21,12 +21,14 @@ from mutls.ca.issuance import issue_certificate
 from mutls.ca.trust import add_account_ca
 from mutls.pki.csr import SubjectSpec, build_csr
 from mutls.pki.keys import generate_key
+from mutls.routing import create_route
 from mutls.testing import TestCA
 from mutls.vault.secrets import create_secret
 from tests.loopback.api.conftest import SYSTEM, Api
 from tests.secretscan import register_secret
 
 STRING_VALUE = "matrix-string-secret-value"
+ROUTE_UPSTREAM = "http://127.0.0.1:9000"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,6 +167,35 @@ ENDPOINTS = [
         permission=Permission.ACCOUNTS_WRITE,
         platform_wide=True,
     ),
+    Endpoint(
+        method="POST",
+        path="/admin/routes",
+        permission=Permission.ROUTES_WRITE,
+        platform_wide=True,
+        body=lambda ids: {"name": "created", "upstream_url": ROUTE_UPSTREAM, "path_prefix": "/c"},
+    ),
+    Endpoint(
+        method="GET", path="/admin/routes", permission=Permission.ROUTES_READ, platform_wide=True
+    ),
+    Endpoint(
+        method="GET",
+        path="/admin/routes/{route}",
+        permission=Permission.ROUTES_READ,
+        platform_wide=True,
+    ),
+    Endpoint(
+        method="PUT",
+        path="/admin/routes/{route}",
+        permission=Permission.ROUTES_WRITE,
+        platform_wide=True,
+        body=lambda ids: {"description": "changed"},
+    ),
+    Endpoint(
+        method="DELETE",
+        path="/admin/routes/{doomed_route}",
+        permission=Permission.ROUTES_WRITE,
+        platform_wide=True,
+    ),
 ]
 TEMPLATES = {
     "/admin/secrets/{doomed}": "/admin/secrets/{ref}",
@@ -176,6 +207,8 @@ TEMPLATES = {
     "/admin/api-versions/v1/revoke": "/admin/api-versions/{version}/revoke",
     "/admin/accounts/{account}/cas": "/admin/accounts/{ref}/cas",
     "/admin/accounts/{account}/cas/{trusted_ca}": "/admin/accounts/{ref}/cas/{ca}",
+    "/admin/routes/{route}": "/admin/routes/{ref}",
+    "/admin/routes/{doomed_route}": "/admin/routes/{ref}",
 }
 
 
@@ -222,7 +255,15 @@ def populate(api: Api) -> dict[str, str]:
     trusted = add_account_ca(
         api.db, SYSTEM, account, TestCA(name="Matrix Trusted CA").root_pem, now=now
     )
+    routes = {
+        name: create_route(
+            api.db, SYSTEM, now=now, name=name, upstream_url=ROUTE_UPSTREAM, path_prefix=f"/{name}"
+        ).id
+        for name in ("kept", "doomed")
+    }
     return {
+        "route": routes["kept"],
+        "doomed_route": routes["doomed"],
         "ref": secrets["kept"],
         "doomed": secrets["doomed"],
         "environment": "sandbox",
@@ -301,6 +342,7 @@ def test_no_token_is_401_with_a_bearer_challenge(api: Api, endpoint: Endpoint) -
     ids = {"ref": "x", "doomed": "x", "environment": "x", "account": "x", "user_id": "x"}
     ids["token_id"] = ids["certificate"] = "x"
     ids["csr_pem"] = ids["trusted_ca"] = ids["customer_chain_pem"] = "x"
+    ids["route"] = ids["doomed_route"] = "x"
     body = endpoint.body(ids) if endpoint.body else None
     response = api.client.request(endpoint.method, endpoint.url(ids), json=body)
     assert response.status_code == 401

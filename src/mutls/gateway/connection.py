@@ -1,0 +1,757 @@
+"""One client connection: TLS through memory BIOs, HTTP/1.1 parsing, authorize, forward.
+
+The TLS engine is pyOpenSSL (see ``tls/gateway_context.py`` for why) driven through memory BIOs,
+so uvloop's transports do every socket call and flow control, and OpenSSL only transforms bytes.
+The request path never touches the database: it reads the worker's current snapshot.
+
+An exchange is one request and its answer. Requests are answered in order; a pipelined request
+waits, fully buffered (reading pauses meanwhile), until the one before it is answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import re
+from collections import deque
+from datetime import datetime
+from typing import TYPE_CHECKING, cast
+from urllib.parse import unquote
+
+import httptools
+from OpenSSL import SSL
+from OpenSSL._util import ffi as _ffi
+from OpenSSL._util import lib as _lib
+
+from mutls.errors import (
+    ClientCertificateRequired,
+    InputTooLarge,
+    InvalidArgument,
+    MutlsError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from mutls.gateway.http import error_response, forward_head, json_response
+from mutls.gateway.peer import peer_headers
+from mutls.gateway.upstream import UpstreamConnection
+from mutls.policy.authorize import Allow, Deny, GatewayRequest, Identity, authorize, identify
+from mutls.policy.snapshot import Peer
+
+if TYPE_CHECKING:
+    from mutls.gateway.worker import ListenerState, Worker
+
+__all__ = ["ClientConnection", "Exchange"]
+
+log = logging.getLogger("mutls.gateway")
+access_log = logging.getLogger("mutls.gateway.access")
+
+WHOAMI = "/mutls/whoami"
+_bio_pending = _lib.BIO_get_mem_data  # a macro: BIO_ctrl(BIO_CTRL_INFO); NULL: length only
+_NULL = _ffi.NULL
+_REFUSED_IN_PATH = re.compile(r"[\x00-\x1f\x7f\\]")
+_MAX_PIPELINE_BUFFER = 1024 * 1024
+
+
+def _request_path(target: bytes) -> str | None:
+    """The decoded path routes are matched on, or None if the target must be refused.
+
+    Dot segments, backslashes and control characters are refused rather than normalised: the
+    upstream might resolve ``/public/../private`` differently from the gateway, and a route's
+    checks must apply to the path the upstream serves.
+    """
+    if not target.startswith(b"/"):
+        return None
+    raw = target.split(b"?", 1)[0].split(b"#", 1)[0]
+    try:
+        path = unquote(raw.decode("ascii"), errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if _REFUSED_IN_PATH.search(path):
+        return None
+    segments = path.split("/")
+    if "." in segments or ".." in segments:
+        return None
+    return path
+
+
+class Exchange:
+    """One request: its head, its body's progress, and where its answer comes from."""
+
+    __slots__ = (
+        "body_buffer",
+        "body_bytes",
+        "chunked",
+        "close",
+        "code",
+        "decision",
+        "dispatched",
+        "headers",
+        "host",
+        "keep_alive",
+        "local",
+        "method",
+        "path",
+        "request_done",
+        "response_started",
+        "sent_at",
+        "started",
+        "status",
+        "target",
+        "upstream",
+    )
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.target = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.method = b""
+        self.host = ""
+        self.path = ""
+        self.keep_alive = True
+        self.chunked = False
+        self.body_bytes = 0
+        self.body_buffer: list[bytes] = []
+        self.request_done = False
+        self.dispatched = False
+        self.local = False
+        self.close = False
+        self.upstream: UpstreamConnection | None = None
+        self.decision: Allow | Deny | None = None
+        self.response_started = False
+        self.status = 0
+        self.code = ""
+        self.sent_at = 0.0
+
+    def header(self, name: str) -> str | None:
+        wanted = name.encode("ascii")
+        for key, value in self.headers:
+            if key.lower() == wanted:
+                return value.decode("latin-1")
+        return None
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, worker: Worker, listener: ListenerState) -> None:
+        self.worker = worker
+        self.listener = listener
+        self.loop = worker.loop
+        self.transport: asyncio.Transport | None = None
+        self.tls = SSL.Connection(listener.context, None)
+        self.tls.set_accept_state()
+        self._out_bio = self.tls._from_ssl
+        self._in_bio = self.tls._into_ssl
+        self.established = False
+        self.peer: Peer | None = None
+        self.client_ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv4Address(0)
+        self.client_ip_bytes = b""
+        self.parser = httptools.HttpRequestParser(self)
+        self.receiving: Exchange | None = None
+        self.queue: deque[Exchange] = deque()
+        self.head_bytes = 0
+        self.last_activity = self.loop.time()
+        self.opened_at = self.last_activity
+        self.closing = False
+        self.close_when_idle = False
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._paused_reading: set[str] = set()
+        self._write_paused = False
+        self._too_large: str | None = None
+
+    # --- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast("asyncio.Transport", transport)  # uvloop's are not subclasses
+        worker = self.worker
+        if len(worker.connections) >= worker.settings.max_connections or worker.draining:
+            worker.stats.rejected_connections += 1
+            self.closing = True
+            self.transport.abort()
+            return
+        worker.connections.add(self)
+        worker.stats.open_connections = len(worker.connections)
+        peername = transport.get_extra_info("peername")
+        if peername:
+            self.client_ip = ipaddress.ip_address(peername[0])
+            self.client_ip_bytes = str(self.client_ip).encode("ascii")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        worker = self.worker
+        worker.connections.discard(self)
+        worker.stats.open_connections = len(worker.connections)
+        for exchange in self.queue:
+            if exchange.upstream is not None:
+                exchange.upstream.abort()
+                exchange.upstream = None
+        self.queue.clear()
+        for task in self.tasks:
+            task.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self.last_activity = self.loop.time()
+        tls = self.tls
+        tls.bio_write(data)
+        if not self.established:
+            try:
+                tls.do_handshake()
+            except SSL.WantReadError:
+                self._flush()
+                return
+            except SSL.Error as error:
+                self._handshake_failed(error)
+                return
+            self._handshake_done()
+        parser = self.parser
+        while not self.closing:
+            try:
+                chunk = tls.recv(65536)
+            except SSL.WantReadError:
+                break
+            except SSL.ZeroReturnError:
+                self._close(send_notify=False)
+                return
+            except SSL.Error:
+                self._abort()
+                return
+            try:
+                parser.feed_data(chunk)
+            except httptools.HttpParserError:
+                # A callback's own exception reaches here wrapped in HttpParserCallbackError,
+                # so the callbacks say what went wrong in _too_large.
+                self._bad_request(self._too_large)
+                return
+            if not tls.pending() and not _bio_pending(self._in_bio, _NULL):
+                break  # everything received is consumed; skip the WantReadError round
+        self._flush()
+
+    def eof_received(self) -> bool:
+        # Nothing in flight: close now; else keep the transport open until answers are written.
+        return bool(self.queue)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        for exchange in self.queue:
+            if exchange.upstream is not None and exchange.upstream.transport is not None:
+                exchange.upstream.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        for exchange in self.queue:
+            if exchange.upstream is not None and exchange.upstream.transport is not None:
+                exchange.upstream.transport.resume_reading()
+
+    # --- TLS -------------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        """Hand what OpenSSL wrote to its outgoing BIO to the transport, in one write.
+
+        The BIO's length is asked first (``BIO_get_mem_data``): reading an empty BIO through
+        pyOpenSSL raises, and an exception per flush is measurable on this path."""
+        transport = self.transport
+        if transport is None:
+            return
+        pending = _bio_pending(self._out_bio, _NULL)
+        if pending > 0:
+            transport.write(self.tls.bio_read(pending))
+
+    def _handshake_done(self) -> None:
+        self.established = True
+        worker = self.worker
+        worker.stats.handshakes += 1
+        self.peer = worker.peers.get(self.tls)
+        self._flush()
+        if self.peer is not None:
+            identified = identify(self.peer, worker.snapshot, worker.clock())
+            if isinstance(identified, Identity):
+                days = (self.peer.not_after - worker.clock()).total_seconds() / 86400
+                worker.stats.note_certificate(identified.account.name, round(days, 2))
+
+    def _handshake_failed(self, error: SSL.Error) -> None:
+        reason = _ssl_reason(error)
+        self.worker.stats.handshake_failures[reason] += 1
+        if reason == "http request" and self.transport is not None:
+            # Plain HTTP on the TLS port: say so in plain HTTP, like nginx's 497.
+            body = json.dumps(
+                {
+                    "error": {
+                        "code": "tls_required",
+                        "message": "this is an HTTPS port and the request came in plain HTTP",
+                        "hint": "use https:// with your client certificate",
+                    }
+                }
+            ).encode()
+            self.transport.write(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+            )
+        self._flush()  # the alert, if OpenSSL made one
+        self._close(send_notify=False)
+
+    # --- httptools callbacks ---------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.receiving = Exchange(self.loop.time())
+        self.head_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        exchange = self.receiving
+        assert exchange is not None
+        exchange.target += url
+        self._count_head(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        exchange = self.receiving
+        assert exchange is not None
+        exchange.headers.append((name, value))
+        self._count_head(len(name) + len(value) + 4)
+
+    def _count_head(self, size: int) -> None:
+        self.head_bytes += size
+        if self.head_bytes > self.worker.settings.max_header_bytes:
+            self._too_large = "head"
+            raise InputTooLarge("request head too large")  # httptools wraps it; see _too_large
+
+    def on_headers_complete(self) -> None:
+        exchange = self.receiving
+        assert exchange is not None
+        parser = self.parser
+        exchange.method = parser.get_method()
+        exchange.keep_alive = parser.should_keep_alive()
+        for name, value in exchange.headers:
+            lower = name.lower()
+            if lower == b"host":
+                exchange.host = value.decode("latin-1").lower().rsplit(":", 1)[0].strip("[]")
+            elif lower == b"transfer-encoding" and b"chunked" in value.lower():
+                exchange.chunked = True
+        if not exchange.host:
+            exchange.host = (self.tls.get_servername() or b"").decode("latin-1").lower()
+        self.queue.append(exchange)
+        if len(self.queue) == 1:
+            self._start(exchange)
+        else:
+            self._pause_reading("pipeline")
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self.receiving
+        assert exchange is not None
+        exchange.body_bytes += len(body)
+        if exchange.body_bytes > self.worker.settings.max_body_bytes:
+            self._too_large = "body"
+            raise InputTooLarge("request body too large")
+        if exchange.local:
+            return
+        upstream = exchange.upstream
+        if exchange.dispatched and upstream is not None:
+            upstream.write(b"%x\r\n%s\r\n" % (len(body), body) if exchange.chunked else body)
+            return
+        exchange.body_buffer.append(body)
+        if sum(len(b) for b in exchange.body_buffer) > _MAX_PIPELINE_BUFFER:
+            self._pause_reading("buffer")
+
+    def on_message_complete(self) -> None:
+        exchange = self.receiving
+        assert exchange is not None
+        exchange.request_done = True
+        self.receiving = None
+        if exchange.dispatched and exchange.upstream is not None and exchange.chunked:
+            exchange.upstream.write(b"0\r\n\r\n")
+        if exchange.local and exchange.response_started:
+            self._finish(exchange)
+
+    # --- exchanges -------------------------------------------------------------------------
+
+    def _start(self, exchange: Exchange) -> None:
+        worker = self.worker
+        path = _request_path(exchange.target)
+        if path is None:
+            self._answer(
+                exchange,
+                400,
+                InvalidArgument(
+                    "expected an absolute path without dot segments or backslashes",
+                    hint="send the request path as /path/to/resource",
+                ),
+                close=True,
+            )
+            return
+        exchange.path = path
+        now = worker.clock()
+        if path == WHOAMI:
+            self._whoami(exchange, now)
+            return
+        request = GatewayRequest(
+            method=exchange.method.decode("ascii", "replace"),
+            host=exchange.host,
+            path=path,
+            source_ip=self.client_ip,
+            header=exchange.header,
+        )
+        decision = authorize(self.peer, request, worker.snapshot, now)
+        exchange.decision = decision
+        if isinstance(decision, Deny):
+            self._answer(exchange, decision.status, decision.error)
+            return
+        upstream = worker.pool.take_idle(decision.route.upstream)
+        if upstream is not None:
+            self._dispatch(exchange, upstream)
+            return
+        task = self.loop.create_task(self._connect(exchange, decision))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _connect(self, exchange: Exchange, decision: Allow) -> None:
+        try:
+            upstream = await self.worker.pool.connect(decision.route.upstream)
+        except UpstreamUnavailable as error:
+            if not self.closing:
+                self._answer(exchange, 502, error, close=not exchange.request_done)
+            return
+        if self.closing:
+            upstream.abort()
+            return
+        self._dispatch(exchange, upstream)
+
+    def _identity_headers(self, decision: Allow) -> list[tuple[bytes, bytes]]:
+        headers = [(b"X-Mutls-Route", decision.route.name.encode("ascii"))]
+        peer, identity = self.peer, decision.identity
+        if peer is None or identity is None:
+            return headers
+        cert, chain = peer_headers(peer)
+        headers += [
+            (b"Client-Cert", cert),
+            (b"X-Mutls-Account", identity.account.name.encode("ascii")),
+            (b"X-Mutls-Account-Id", identity.account.id.encode("ascii")),
+            (b"X-Mutls-Cert-Serial", peer.serial.encode("ascii")),
+            (b"X-Mutls-Cert-Fingerprint", peer.fingerprint.hex().encode("ascii")),
+        ]
+        if chain:
+            headers.append((b"Client-Cert-Chain", chain))
+        return headers
+
+    def _dispatch(self, exchange: Exchange, upstream: UpstreamConnection) -> None:
+        decision = exchange.decision
+        assert isinstance(decision, Allow)
+        exchange.upstream = upstream
+        exchange.dispatched = True
+        upstream.begin(_Sink(self, exchange), head_only=exchange.method == b"HEAD")
+        head = forward_head(
+            exchange.method,
+            exchange.target,
+            exchange.headers,
+            identity=self._identity_headers(decision),
+            client_ip=self.client_ip_bytes,
+            host=exchange.host.encode("latin-1"),
+            chunked=exchange.chunked,
+            close=False,
+        )
+        body = exchange.body_buffer
+        exchange.body_buffer = []
+        if exchange.chunked:
+            parts = [head, *(b"%x\r\n%s\r\n" % (len(b), b) for b in body)]
+            if exchange.request_done:
+                parts.append(b"0\r\n\r\n")
+            upstream.write(b"".join(parts))
+        else:
+            upstream.write(b"".join([head, *body]) if body else head)
+        exchange.sent_at = self.loop.time()
+        self._resume_reading("buffer")
+
+    def _whoami(self, exchange: Exchange, now: datetime) -> None:
+        """Seed 003's "test authentication": who the gateway thinks you are, nothing forwarded."""
+        peer = self.peer
+        if peer is None:
+            self._answer(
+                exchange,
+                401,
+                ClientCertificateRequired(f"{WHOAMI} needs a client certificate and none was sent"),
+            )
+            return
+        identified = identify(peer, self.worker.snapshot, now)
+        if isinstance(identified, Deny):
+            self._answer(exchange, identified.status, identified.error)
+            return
+        if not identified.account.allows_ip(self.client_ip):
+            from mutls.errors import SourceIpForbidden  # noqa: PLC0415
+
+            self._answer(
+                exchange,
+                403,
+                SourceIpForbidden(
+                    f"requests for account {identified.account.name} are not accepted from "
+                    f"{self.client_ip}"
+                ),
+            )
+            return
+        seconds = (peer.not_after - now).total_seconds()
+        body = {
+            "message": f"Hello, {identified.account.name}",
+            "account": identified.account.name,
+            "subject": peer.subject,
+            "serial": peer.serial,
+            "fingerprint_sha256": peer.fingerprint.hex(),
+            "not_after": peer.not_after.isoformat().replace("+00:00", "Z"),
+            "days_remaining": int(seconds // 86400),
+            "api_versions": sorted(identified.issued.api_versions) if identified.issued else [],
+            "tls_version": self.tls.get_protocol_version_name(),
+            "source_ip": str(self.client_ip),
+        }
+        self._respond(exchange, 200, "ok", json_response(200, body))
+
+    def _answer(
+        self, exchange: Exchange, status: int, error: MutlsError, *, close: bool = False
+    ) -> None:
+        self._respond(
+            exchange, status, error.code, error_response(status, error, close=close), close=close
+        )
+
+    def _respond(
+        self, exchange: Exchange, status: int, code: str, data: bytes, *, close: bool = False
+    ) -> None:
+        exchange.local = True
+        exchange.status, exchange.code = status, code
+        exchange.close = close or not exchange.keep_alive
+        exchange.body_buffer = []
+        exchange.response_started = True
+        self._send(data)
+        if exchange.request_done or close:
+            self._finish(exchange)
+
+    def _send(self, data: bytes) -> None:
+        if self.closing:
+            return
+        try:
+            self.tls.sendall(data)
+        except SSL.Error:
+            self._abort()
+            return
+        self._flush()
+
+    def _finish(self, exchange: Exchange) -> None:
+        """The answer is written: log it, then start the next exchange or close."""
+        if not self.queue or self.queue[0] is not exchange:
+            return
+        self.queue.popleft()
+        self.worker.record(self, exchange)
+        if exchange.close or (self.close_when_idle and not self.queue):
+            self._close(send_notify=True)
+            return
+        self._resume_reading("pipeline")
+        if self.queue:
+            self._start(self.queue[0])
+
+    # --- upstream events (through _Sink) ---------------------------------------------------
+
+    def upstream_head(self, exchange: Exchange, status: int) -> None:
+        exchange.status = status
+        exchange.code = "ok"
+        exchange.response_started = True
+        decision = exchange.decision
+        if isinstance(decision, Allow):
+            self.worker.stats.observe_upstream(
+                decision.route.name, self.loop.time() - exchange.sent_at
+            )
+
+    def upstream_done(self, exchange: Exchange, reusable: bool) -> None:
+        exchange.upstream = None
+        if not reusable:
+            exchange.close = True  # the answer may have been close-delimited
+        elif not exchange.keep_alive:
+            exchange.close = True
+        if not exchange.request_done:
+            exchange.close = True  # answered before the body ended: do not read the rest
+        self._finish(exchange)
+
+    def upstream_failed(self, exchange: Exchange, started: bool) -> None:
+        exchange.upstream = None
+        if started:
+            exchange.status, exchange.code = exchange.status or 502, "upstream_broken"
+            exchange.close = True
+            self.worker.record(self, exchange)
+            self._abort()
+            return
+        self._answer(
+            exchange,
+            502,
+            UpstreamUnavailable("the service behind this route closed the connection; retry"),
+            close=not exchange.request_done,
+        )
+
+    def upstream_timed_out(self, exchange: Exchange) -> None:
+        if exchange.upstream is not None:
+            exchange.upstream.abort()
+            exchange.upstream = None
+        if exchange.response_started:
+            self._abort()
+            return
+        self._answer(
+            exchange,
+            504,
+            UpstreamTimeout("the service behind this route did not answer in time"),
+            close=True,
+        )
+
+    # --- reading, closing ------------------------------------------------------------------
+
+    def _pause_reading(self, why: str) -> None:
+        if not self._paused_reading and self.transport is not None:
+            self.transport.pause_reading()
+        self._paused_reading.add(why)
+
+    def _resume_reading(self, why: str) -> None:
+        if why in self._paused_reading:
+            self._paused_reading.discard(why)
+            if not self._paused_reading and self.transport is not None and not self.closing:
+                self.transport.resume_reading()
+
+    def upstream_paused(self, paused: bool) -> None:
+        if paused:
+            self._pause_reading("upstream")
+        else:
+            self._resume_reading("upstream")
+
+    def _bad_request(self, too_large: str | None) -> None:
+        if too_large is not None:
+            status = 413 if too_large == "body" else 431
+            settings = self.worker.settings
+            limit = settings.max_body_bytes if status == 413 else settings.max_header_bytes
+            error: MutlsError = InputTooLarge(
+                f"the request {'body' if status == 413 else 'head'} is larger than this gateway "
+                f"accepts ({limit} bytes)",
+                hint="send less; the limits are MUTLS_GATEWAY_MAX_BODY_BYTES and "
+                "MUTLS_GATEWAY_MAX_HEADER_BYTES",
+            )
+        else:
+            status = 400
+            error = InvalidArgument(
+                "expected an HTTP/1.1 request; the request could not be parsed",
+                hint="check the request line and headers",
+            )
+        if self.queue and self.queue[-1].response_started:
+            self._close(send_notify=True)
+            return
+        exchange = self.receiving or Exchange(self.loop.time())
+        if exchange not in self.queue:
+            self.queue.append(exchange)
+        for other in list(self.queue):
+            if other is not exchange and other.upstream is not None:
+                other.upstream.abort()
+        self.queue.clear()
+        self.queue.append(exchange)
+        self._answer(exchange, status, error, close=True)
+
+    def check_timeouts(self, now: float) -> None:
+        """Called about once a second by the worker."""
+        settings = self.worker.settings
+        idle = now - self.last_activity
+        if not self.established:
+            if now - self.opened_at > settings.handshake_timeout:
+                self.worker.stats.handshake_failures["timeout"] += 1
+                self._abort()
+            return
+        if not self.queue:
+            if self.receiving is not None and idle > settings.read_timeout:
+                self._abort()
+            elif self.receiving is None and idle > settings.idle_timeout:
+                self._close(send_notify=True)
+            return
+        head = self.queue[0]
+        if head.dispatched and not head.response_started:
+            if now - head.sent_at > settings.upstream_timeout:
+                self.upstream_timed_out(head)
+        elif not head.request_done and idle > settings.read_timeout:
+            self._abort()
+
+    def on_snapshot(self, now: datetime) -> None:
+        """The worker swapped its snapshot: close this connection if its certificate no longer
+        passes (revoked, account disabled), at once when idle, else after the answer in flight."""
+        if self.peer is None or self.closing:
+            return
+        if isinstance(identify(self.peer, self.worker.snapshot, now), Deny):
+            if self.queue or self.receiving is not None:
+                self.close_when_idle = True
+            else:
+                self._close(send_notify=True)
+
+    def shutdown(self) -> None:
+        """Graceful stop: idle connections close now, busy ones after their answer."""
+        if self.queue or self.receiving is not None:
+            self.close_when_idle = True
+        else:
+            self._close(send_notify=True)
+
+    def _close(self, *, send_notify: bool) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        if send_notify and self.established:
+            with contextlib.suppress(SSL.Error):
+                self.tls.shutdown()
+            self._flush()
+        if self.transport is not None:
+            self.transport.close()
+
+    def _abort(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class _Sink:
+    """Binds an upstream connection's reports to one exchange."""
+
+    __slots__ = ("connection", "exchange")
+
+    def __init__(self, connection: ClientConnection, exchange: Exchange) -> None:
+        self.connection, self.exchange = connection, exchange
+
+    def upstream_data(self, data: bytes) -> None:
+        self.connection._send(data)
+
+    def upstream_head(self, status: int) -> None:
+        self.connection.upstream_head(self.exchange, status)
+
+    def upstream_done(self, reusable: bool) -> None:
+        self.connection.upstream_done(self.exchange, reusable)
+
+    def upstream_failed(self, started: bool) -> None:
+        self.connection.upstream_failed(self.exchange, started)
+
+    def upstream_paused(self, paused: bool) -> None:
+        self.connection.upstream_paused(paused)
+
+
+def _ssl_reason(error: SSL.Error) -> str:
+    try:
+        details = error.args[0]
+        reason = details[-1][2] if details else "unknown"
+    except (IndexError, TypeError):
+        reason = "unknown"
+    return str(reason).lower() or "unknown"
+
+
+def access_line(connection: ClientConnection, exchange: Exchange, duration: float) -> str:
+    decision = exchange.decision
+    identity = getattr(decision, "identity", None)
+    route = getattr(decision, "route", None)
+    peer = connection.peer
+    return json.dumps(
+        {
+            "client": str(connection.client_ip),
+            "method": exchange.method.decode("ascii", "replace"),
+            "host": exchange.host,
+            "path": exchange.path or exchange.target.decode("latin-1")[:200],
+            "route": route.name if route is not None else None,
+            "account": identity.account.name if identity is not None else None,
+            "cert_serial": peer.serial if peer is not None else None,
+            "code": exchange.code,
+            "status": exchange.status,
+            "ms": round(duration * 1000, 2),
+            "tls": connection.tls.get_protocol_version_name(),
+        },
+        separators=(",", ":"),
+    )

@@ -1,0 +1,121 @@
+"""HTTP/1.1 bytes the gateway writes: forwarded request heads and its own answers.
+
+Pure functions over bytes. The request head is rebuilt, not copied: hop-by-hop headers
+(RFC 9110 7.6.1) and every incoming copy of the identity headers the gateway sets are dropped,
+so a client cannot claim another certificate or account; then the verified identity is added.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from http import HTTPStatus
+
+from mutls.errors import MutlsError
+
+__all__ = [
+    "DROPPED_REQUEST_HEADERS",
+    "error_response",
+    "forward_head",
+    "json_response",
+]
+
+DROPPED_REQUEST_HEADERS = frozenset(
+    {
+        # hop-by-hop: this connection's business only
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",  # the gateway re-frames a chunked body itself
+        b"upgrade",
+        # identity the gateway vouches for: never trust a client's copy
+        b"client-cert",
+        b"client-cert-chain",
+        b"x-mutls-account",
+        b"x-mutls-account-id",
+        b"x-mutls-cert-serial",
+        b"x-mutls-cert-fingerprint",
+        b"x-mutls-route",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"x-real-ip",
+    }
+)
+
+
+def forward_head(
+    method: bytes,
+    target: bytes,
+    headers: Sequence[tuple[bytes, bytes]],
+    *,
+    identity: Iterable[tuple[bytes, bytes]],
+    client_ip: bytes,
+    host: bytes,
+    chunked: bool,
+    close: bool,
+) -> bytes:
+    """The head sent upstream: the request line, the kept headers, then the gateway's own."""
+    lines = [method, b" ", target, b" HTTP/1.1\r\n"]
+    forwarded_for = b""
+    forwarded = b""
+    for name, value in headers:
+        lower = name.lower()
+        if lower in DROPPED_REQUEST_HEADERS:
+            continue
+        if lower == b"x-forwarded-for":
+            forwarded_for = value
+            continue
+        if lower == b"forwarded":
+            forwarded = value
+            continue
+        lines += [name, b": ", value, b"\r\n"]
+    for name, value in identity:
+        lines += [name, b": ", value, b"\r\n"]
+    node = b'"[' + client_ip + b']"' if b":" in client_ip else client_ip
+    lines += [
+        b"X-Forwarded-For: ",
+        forwarded_for + b", " + client_ip if forwarded_for else client_ip,
+        b"\r\nForwarded: ",
+        (forwarded + b", " if forwarded else b"") + b"for=" + node + b";proto=https;host=" + host,
+        b"\r\nX-Forwarded-Proto: https\r\n",
+    ]
+    if chunked:
+        lines.append(b"Transfer-Encoding: chunked\r\n")
+    if close:
+        lines.append(b"Connection: close\r\n")
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+def json_response(
+    status: int,
+    body: object,
+    *,
+    close: bool = False,
+    extra_headers: Sequence[tuple[bytes, bytes]] = (),
+) -> bytes:
+    payload = json.dumps(body, separators=(",", ":")).encode("utf-8")
+    phrase = HTTPStatus(status).phrase.encode("ascii")
+    head = [
+        b"HTTP/1.1 %d %s\r\n" % (status, phrase),
+        b"Content-Type: application/json\r\n",
+        b"Content-Length: %d\r\n" % len(payload),
+        b"Cache-Control: no-store\r\n",
+    ]
+    for name, value in extra_headers:
+        head.append(name + b": " + value + b"\r\n")
+    if close:
+        head.append(b"Connection: close\r\n")
+    head.append(b"\r\n")
+    return b"".join(head) + payload
+
+
+def error_response(status: int, error: MutlsError, *, close: bool = False) -> bytes:
+    """``{"error": {"code", "message", "hint"}}`` with the status; 401 also names the scheme."""
+    extra: list[tuple[bytes, bytes]] = []
+    if status == 401:
+        extra.append((b"WWW-Authenticate", b'Mutual-TLS realm="mutls"'))
+    return json_response(status, {"error": error.to_dict()}, close=close, extra_headers=extra)

@@ -1,0 +1,202 @@
+"""One gateway worker process: its listeners, snapshot, upstream pool, counters and timers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cryptography import x509
+from OpenSSL import SSL
+
+from mutls.config import GatewayListen, GatewaySettings
+from mutls.gateway.connection import ClientConnection, Exchange, access_line
+from mutls.gateway.identity import ServerIdentity
+from mutls.gateway.metrics import WorkerStats
+from mutls.gateway.peer import PeerCache
+from mutls.gateway.snapshot import SnapshotWatcher
+from mutls.gateway.upstream import UpstreamPool
+from mutls.policy.snapshot import GatewaySnapshot
+from mutls.store.database import Database
+from mutls.tls.gateway_context import (
+    CipherPreset,
+    GatewayTlsPolicy,
+    TlsVersion,
+    gateway_server_context,
+)
+
+__all__ = ["ListenerState", "Worker", "policy_of"]
+
+log = logging.getLogger("mutls.gateway")
+access_log = logging.getLogger("mutls.gateway.access")
+
+
+def policy_of(listen: GatewayListen) -> GatewayTlsPolicy:
+    return GatewayTlsPolicy(
+        minimum=TlsVersion(listen.tls_min),
+        maximum=TlsVersion(listen.tls_max),
+        ciphers=CipherPreset(listen.ciphers),
+    )
+
+
+@dataclass(kw_only=True)
+class ListenerState:
+    config: GatewayListen
+    policy: GatewayTlsPolicy
+    sock: socket.socket
+    context: SSL.Context
+    server: asyncio.Server | None = None
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        settings: GatewaySettings,
+        identity: ServerIdentity,
+        snapshot: GatewaySnapshot,
+        sockets: Sequence[tuple[GatewayListen, socket.socket]],
+        clock: Callable[[], datetime],
+        run_dir: Path | None,
+    ) -> None:
+        self.db, self.settings, self.identity, self.clock = db, settings, identity, clock
+        self.snapshot = snapshot
+        self.run_dir = run_dir
+        self.stats = WorkerStats()
+        self.stats.snapshot_revision = snapshot.revision
+        self.pool = UpstreamPool(connect_timeout=settings.upstream_connect_timeout)
+        self.peers = PeerCache()
+        self.connections: set[ClientConnection] = set()
+        self.draining = False
+        self._anchors = snapshot.anchors_der
+        anchors = self._anchor_certs()
+        self.listeners = [
+            ListenerState(
+                config=listen,
+                policy=policy_of(listen),
+                sock=sock,
+                context=gateway_server_context(identity.material, anchors, policy_of(listen)),
+            )
+            for listen, sock in sockets
+        ]
+        self._stop = asyncio.Event()
+        self.loop: asyncio.AbstractEventLoop = asyncio.get_event_loop_policy().get_event_loop()
+
+    def _anchor_certs(self) -> list[x509.Certificate]:
+        return [x509.load_der_x509_certificate(der) for der in self._anchors]
+
+    def _rebuild_contexts(self) -> None:
+        """New handshakes get the new context; connections keep theirs (no drops)."""
+        anchors = self._anchor_certs()
+        for state in self.listeners:
+            try:
+                state.context = gateway_server_context(
+                    self.identity.material, anchors, state.policy
+                )
+            except Exception:
+                log.exception("TLS context rebuild failed; keeping the previous one")
+
+    # --- snapshot --------------------------------------------------------------------------
+
+    def swap(self, snapshot: GatewaySnapshot) -> None:
+        self.snapshot = snapshot
+        self.stats.snapshot_revision = snapshot.revision
+        self.stats.snapshot_reloads += 1
+        if snapshot.anchors_der != self._anchors:
+            self._anchors = snapshot.anchors_der
+            self.peers.clear()
+            self._rebuild_contexts()
+        now = self.clock()
+        for connection in list(self.connections):
+            connection.on_snapshot(now)
+        log.debug("snapshot revision %s in force", snapshot.revision)
+
+    # --- per request -----------------------------------------------------------------------
+
+    def record(self, connection: ClientConnection, exchange: Exchange) -> None:
+        decision = exchange.decision
+        route = getattr(decision, "route", None)
+        name = route.name if route is not None else "-"
+        self.stats.requests[(name, exchange.code or "unknown", exchange.status)] += 1
+        if self.settings.access_log:
+            access_log.info(access_line(connection, exchange, self.loop.time() - exchange.started))
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            now = self.loop.time()
+            for connection in list(self.connections):
+                connection.check_timeouts(now)
+            if self.identity.changed():
+                try:
+                    self.identity = self.identity.reload()
+                except Exception as error:
+                    log.warning("gateway certificate reload failed, keeping the old one: %s", error)
+                else:
+                    log.info("gateway certificate replaced; new handshakes use it")
+                    self._rebuild_contexts()
+            if self.run_dir is not None:
+                with contextlib.suppress(OSError):
+                    self.stats.dump(self.run_dir)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def serve(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        for state in self.listeners:
+            state.server = await self.loop.create_server(
+                lambda state=state: ClientConnection(self, state),  # type: ignore[misc]
+                sock=state.sock,
+                backlog=1024,
+            )
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(signum, self.stop)
+        self.loop.add_signal_handler(signal.SIGHUP, self.identity.request_reload)
+        watcher = SnapshotWatcher(
+            self.db,
+            clock=self.clock,
+            on_change=self.swap,
+            current=self.snapshot,
+            poll_seconds=self.settings.poll_seconds,
+        )
+        tasks = [
+            asyncio.create_task(watcher.run(), name="snapshot-watcher"),
+            asyncio.create_task(self._tick(), name="ticker"),
+        ]
+        try:
+            await self._stop.wait()
+            await self._drain()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self.pool.close()
+
+    async def _drain(self) -> None:
+        self.draining = True
+        for state in self.listeners:
+            if state.server is not None:
+                state.server.close()
+        for connection in list(self.connections):
+            connection.shutdown()
+        deadline = time.monotonic() + self.settings.drain_seconds
+        while self.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for connection in list(self.connections):
+            connection._abort()
+        if self.run_dir is not None:
+            with contextlib.suppress(OSError):
+                (self.run_dir / f"worker-{__import__('os').getpid()}.json").unlink()
