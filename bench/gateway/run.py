@@ -69,7 +69,6 @@ MUTLS = Path(sys.executable).with_name("mutls")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 IDLE_CONNECTIONS = 1000
 WRK_CONNECTIONS = 50
-UPSTREAM_BODY = "ok\n"
 SERVERS = ("nginx", "mutls")
 # s_time sends "GET <-www value> HTTP/1.0\r\n\r\n". Real clients send a Host header (and the
 # gateway forwards an HTTP/1.0 request without one as HTTP/1.1 without Host, which the upstream
@@ -410,21 +409,25 @@ def http_get(
 
 def wait_ready(
     proc: subprocess.Popen[bytes],
-    check: Callable[[], bool],
+    check: Callable[[], int],
     what: str,
     log: Path,
     timeout: float = 60,
 ) -> None:
+    """Wait until ``check`` (one request) answers 200."""
     deadline = time.monotonic() + timeout
-    last: BaseException | None = None
+    last: object = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"{what} exited with {proc.returncode}; see {log}")
         try:
-            if check():
-                return
+            status = check()
         except (OSError, ssl.SSLError) as exc:
             last = exc
+        else:
+            if status == 200:
+                return
+            last = f"HTTP status {status}"
         time.sleep(0.2)
     raise SystemExit(f"{what} did not answer within {timeout:.0f}s (last error: {last}); see {log}")
 
@@ -1161,7 +1164,7 @@ class Bench:
         )
         wait_ready(
             upstream,
-            lambda: http_get(self.upstream_port, "/", ctx=None)[0] == 200,
+            lambda: http_get(self.upstream_port, "/", ctx=None)[0],
             "upstream nginx",
             workdir / "error.log",
         )
@@ -1214,7 +1217,7 @@ class Bench:
         ctx = client_context(self.pki)
         wait_ready(
             server.proc,
-            lambda: http_get(server.port, server.ready_path, ctx=ctx)[0] == 200,
+            lambda: http_get(server.port, server.ready_path, ctx=ctx)[0],
             f"{server.name} ({server.kind})",
             server.log,
         )

@@ -23,8 +23,6 @@ from urllib.parse import unquote
 
 import httptools
 from OpenSSL import SSL
-from OpenSSL._util import ffi as _ffi
-from OpenSSL._util import lib as _lib
 
 from mutls.errors import (
     ClientCertificateRequired,
@@ -36,9 +34,18 @@ from mutls.errors import (
 )
 from mutls.gateway.http import error_response, forward_head, json_response
 from mutls.gateway.peer import peer_headers
+from mutls.gateway.tlsio import TlsPipe
 from mutls.gateway.upstream import UpstreamConnection
-from mutls.policy.authorize import Allow, Deny, GatewayRequest, Identity, authorize, identify
-from mutls.policy.snapshot import Peer
+from mutls.policy.authorize import (
+    Allow,
+    Deny,
+    GatewayRequest,
+    Identity,
+    authorize,
+    identify,
+    resolve,
+)
+from mutls.policy.snapshot import GatewaySnapshot, Peer
 
 if TYPE_CHECKING:
     from mutls.gateway.worker import ListenerState, Worker
@@ -49,8 +56,7 @@ log = logging.getLogger("mutls.gateway")
 access_log = logging.getLogger("mutls.gateway.access")
 
 WHOAMI = "/mutls/whoami"
-_bio_pending = _lib.BIO_get_mem_data  # a macro: BIO_ctrl(BIO_CTRL_INFO); NULL: length only
-_NULL = _ffi.NULL
+_NEEDS_CARE = re.compile(rb"[%.\\\x00-\x1f\x7f-\xff]")
 _REFUSED_IN_PATH = re.compile(r"[\x00-\x1f\x7f\\]")
 _MAX_PIPELINE_BUFFER = 1024 * 1024
 
@@ -65,6 +71,8 @@ def _request_path(target: bytes) -> str | None:
     if not target.startswith(b"/"):
         return None
     raw = target.split(b"?", 1)[0].split(b"#", 1)[0]
+    if not _NEEDS_CARE.search(raw):  # the common case: nothing to decode, no dots to look at
+        return raw.decode("ascii")
     try:
         path = unquote(raw.decode("ascii"), errors="strict")
     except (UnicodeDecodeError, ValueError):
@@ -139,10 +147,8 @@ class ClientConnection(asyncio.Protocol):
         self.listener = listener
         self.loop = worker.loop
         self.transport: asyncio.Transport | None = None
-        self.tls = SSL.Connection(listener.context, None)
-        self.tls.set_accept_state()
-        self._out_bio = self.tls._from_ssl
-        self._in_bio = self.tls._into_ssl
+        self.pipe = TlsPipe(listener.context)
+        self.tls = self.pipe.connection
         self.established = False
         self.peer: Peer | None = None
         self.client_ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv4Address(0)
@@ -159,6 +165,8 @@ class ClientConnection(asyncio.Protocol):
         self._paused_reading: set[str] = set()
         self._write_paused = False
         self._too_large: str | None = None
+        self._resolved: tuple[GatewaySnapshot, Identity | Deny] | None = None
+        self._identity_cached: tuple[object, bytes] | None = None
 
     # --- asyncio.Protocol ------------------------------------------------------------------
 
@@ -194,11 +202,11 @@ class ClientConnection(asyncio.Protocol):
         if self.closing:
             return
         self.last_activity = self.loop.time()
-        tls = self.tls
-        tls.bio_write(data)
+        pipe = self.pipe
+        pipe.feed(data)
         if not self.established:
             try:
-                tls.do_handshake()
+                self.tls.do_handshake()
             except SSL.WantReadError:
                 self._flush()
                 return
@@ -209,15 +217,15 @@ class ClientConnection(asyncio.Protocol):
         parser = self.parser
         while not self.closing:
             try:
-                chunk = tls.recv(65536)
-            except SSL.WantReadError:
-                break
+                chunk = pipe.read()
             except SSL.ZeroReturnError:
                 self._close(send_notify=False)
                 return
             except SSL.Error:
                 self._abort()
                 return
+            if chunk is None:
+                break
             try:
                 parser.feed_data(chunk)
             except httptools.HttpParserError:
@@ -225,8 +233,8 @@ class ClientConnection(asyncio.Protocol):
                 # so the callbacks say what went wrong in _too_large.
                 self._bad_request(self._too_large)
                 return
-            if not tls.pending() and not _bio_pending(self._in_bio, _NULL):
-                break  # everything received is consumed; skip the WantReadError round
+            if not pipe.more():
+                break
         self._flush()
 
     def eof_received(self) -> bool:
@@ -248,16 +256,13 @@ class ClientConnection(asyncio.Protocol):
     # --- TLS -------------------------------------------------------------------------------
 
     def _flush(self) -> None:
-        """Hand what OpenSSL wrote to its outgoing BIO to the transport, in one write.
-
-        The BIO's length is asked first (``BIO_get_mem_data``): reading an empty BIO through
-        pyOpenSSL raises, and an exception per flush is measurable on this path."""
+        """Hand what OpenSSL wrote for the network to the transport, in one write."""
         transport = self.transport
         if transport is None:
             return
-        pending = _bio_pending(self._out_bio, _NULL)
-        if pending > 0:
-            transport.write(self.tls.bio_read(pending))
+        out = self.pipe.drain()
+        if out:
+            transport.write(out)
 
     def _handshake_done(self) -> None:
         self.established = True
@@ -391,7 +396,16 @@ class ClientConnection(asyncio.Protocol):
             source_ip=self.client_ip,
             header=exchange.header,
         )
-        decision = authorize(self.peer, request, worker.snapshot, now)
+        snapshot = worker.snapshot
+        resolved = None
+        if self.peer is not None:
+            cached = self._resolved
+            if cached is not None and cached[0] is snapshot:
+                resolved = cached[1]
+            else:
+                resolved = resolve(self.peer, snapshot)
+                self._resolved = (snapshot, resolved)
+        decision = authorize(self.peer, request, snapshot, now, resolved=resolved)
         exchange.decision = decision
         if isinstance(decision, Deny):
             self._answer(exchange, decision.status, decision.error)
@@ -416,22 +430,29 @@ class ClientConnection(asyncio.Protocol):
             return
         self._dispatch(exchange, upstream)
 
-    def _identity_headers(self, decision: Allow) -> list[tuple[bytes, bytes]]:
+    def _identity_block(self, decision: Allow) -> bytes:
+        """The identity header lines for the upstream, rendered once per connection, route and
+        snapshot (the certificate's base64 is the costly part)."""
+        key = (self.worker.snapshot, decision.route, decision.identity is not None)
+        cached = self._identity_cached
+        if cached is not None and cached[0] == key:
+            return cached[1]
         headers = [(b"X-Mutls-Route", decision.route.name.encode("ascii"))]
         peer, identity = self.peer, decision.identity
-        if peer is None or identity is None:
-            return headers
-        cert, chain = peer_headers(peer)
-        headers += [
-            (b"Client-Cert", cert),
-            (b"X-Mutls-Account", identity.account.name.encode("ascii")),
-            (b"X-Mutls-Account-Id", identity.account.id.encode("ascii")),
-            (b"X-Mutls-Cert-Serial", peer.serial.encode("ascii")),
-            (b"X-Mutls-Cert-Fingerprint", peer.fingerprint.hex().encode("ascii")),
-        ]
-        if chain:
-            headers.append((b"Client-Cert-Chain", chain))
-        return headers
+        if peer is not None and identity is not None:
+            cert, chain = peer_headers(peer)
+            headers += [
+                (b"Client-Cert", cert),
+                (b"X-Mutls-Account", identity.account.name.encode("ascii")),
+                (b"X-Mutls-Account-Id", identity.account.id.encode("ascii")),
+                (b"X-Mutls-Cert-Serial", peer.serial.encode("ascii")),
+                (b"X-Mutls-Cert-Fingerprint", peer.fingerprint.hex().encode("ascii")),
+            ]
+            if chain:
+                headers.append((b"Client-Cert-Chain", chain))
+        block = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+        self._identity_cached = (key, block)
+        return block
 
     def _dispatch(self, exchange: Exchange, upstream: UpstreamConnection) -> None:
         decision = exchange.decision
@@ -443,7 +464,7 @@ class ClientConnection(asyncio.Protocol):
             exchange.method,
             exchange.target,
             exchange.headers,
-            identity=self._identity_headers(decision),
+            identity=self._identity_block(decision),
             client_ip=self.client_ip_bytes,
             host=exchange.host.encode("latin-1"),
             chunked=exchange.chunked,
@@ -525,7 +546,7 @@ class ClientConnection(asyncio.Protocol):
         if self.closing:
             return
         try:
-            self.tls.sendall(data)
+            self.pipe.write(data)
         except SSL.Error:
             self._abort()
             return

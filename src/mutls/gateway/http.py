@@ -8,7 +8,7 @@ so a client cannot claim another certificate or account; then the verified ident
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from http import HTTPStatus
 
 from mutls.errors import MutlsError
@@ -51,13 +51,14 @@ def forward_head(
     target: bytes,
     headers: Sequence[tuple[bytes, bytes]],
     *,
-    identity: Iterable[tuple[bytes, bytes]],
+    identity: bytes,
     client_ip: bytes,
     host: bytes,
     chunked: bool,
     close: bool,
 ) -> bytes:
-    """The head sent upstream: the request line, the kept headers, then the gateway's own."""
+    """The head sent upstream: the request line, the kept headers, then the gateway's own
+    (``identity`` is already rendered as header lines, each ending in CRLF)."""
     lines = [method, b" ", target, b" HTTP/1.1\r\n"]
     forwarded_for = b""
     forwarded = b""
@@ -72,8 +73,7 @@ def forward_head(
             forwarded = value
             continue
         lines += [name, b": ", value, b"\r\n"]
-    for name, value in identity:
-        lines += [name, b": ", value, b"\r\n"]
+    lines.append(identity)  # pre-rendered "Name: value\r\n" lines
     node = b'"[' + client_ip + b']"' if b":" in client_ip else client_ip
     lines += [
         b"X-Forwarded-For: ",

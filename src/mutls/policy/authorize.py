@@ -51,7 +51,9 @@ __all__ = [
     "GatewayRequest",
     "Identity",
     "authorize",
+    "check_dates",
     "identify",
+    "resolve",
 ]
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -106,6 +108,11 @@ def _day(moment: datetime) -> str:
 
 def identify(peer: Peer, snapshot: GatewaySnapshot, now: datetime) -> Identity | Deny:
     """Checks 3-7: the certificate is usable now and belongs to an account with mTLS enabled."""
+    return check_dates(peer, now) or resolve(peer, snapshot)
+
+
+def check_dates(peer: Peer, now: datetime) -> Deny | None:
+    """Check 3: the leaf and the CA certificates of its chain are valid at ``now``."""
     serial = peer.serial
     if now >= peer.not_after:
         return Deny(
@@ -141,6 +148,13 @@ def identify(peer: Peer, snapshot: GatewaySnapshot, now: datetime) -> Identity |
             ),
             status=403,
         )
+    return None
+
+
+def resolve(peer: Peer, snapshot: GatewaySnapshot) -> Identity | Deny:
+    """Checks 4-7, which depend on the snapshot but not on the time: a connection may keep the
+    answer for as long as it keeps the snapshot."""
+    serial = peer.serial
     issued = snapshot.issued.get(peer.fingerprint)
     if issued is not None and issued.revoked_at is not None:
         return Deny(
@@ -227,9 +241,18 @@ def _route_forbidden(route: Route, identity: Identity, peer: Peer) -> Deny | Non
 
 
 def authorize(
-    peer: Peer | None, request: GatewayRequest, snapshot: GatewaySnapshot, now: datetime
+    peer: Peer | None,
+    request: GatewayRequest,
+    snapshot: GatewaySnapshot,
+    now: datetime,
+    *,
+    resolved: Identity | Deny | None = None,
 ) -> Decision:
-    """Allow the request, or deny it with the first failed check (see the module docstring)."""
+    """Allow the request, or deny it with the first failed check (see the module docstring).
+
+    ``resolved`` is ``resolve(peer, snapshot)`` if the caller kept it from an earlier request on
+    the same connection and snapshot (the gateway does, per connection); the result is the same.
+    """
     route = snapshot.routes.match(request.host, request.path, request.header)
     if route is None:
         return Deny(
@@ -246,7 +269,7 @@ def authorize(
             status=401,
             route=route,
         )
-    identified = identify(peer, snapshot, now)
+    identified = check_dates(peer, now) or resolved or resolve(peer, snapshot)
     if isinstance(identified, Deny):
         return Deny(
             error=identified.error,

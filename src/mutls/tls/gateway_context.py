@@ -122,22 +122,19 @@ def gateway_server_context(
     context.set_mode(SSL.MODE_RELEASE_BUFFERS)
     context.use_certificate(identity.leaf)
     for intermediate in identity.chain[1:]:  # chain[0] is the leaf
-        context.add_extra_chain_cert(crypto.X509.from_cryptography(intermediate))
+        context.add_extra_chain_cert(intermediate)
     context.use_privatekey(identity.key)
     context.check_privatekey()
     store = context.get_cert_store()
     assert store is not None
-    names: list[crypto.X509Name] = []
     seen: set[bytes] = set()
     for anchor in anchors:
         der = anchor.public_bytes(Encoding.DER)
         if der in seen:
             continue
         seen.add(der)
-        wrapped = crypto.X509.from_cryptography(anchor)
-        store.add_cert(wrapped)
-        names.append(wrapped.get_subject())
-    context.set_client_ca_list(names)
+        store.add_cert(crypto.X509.from_cryptography(anchor))
+        context.add_client_ca(anchor)  # the CertificateRequest's acceptable CA names
     context.set_verify(SSL.VERIFY_PEER, _verify)
     context.set_verify_depth(8)
     context.set_session_id(_SESSION_ID_CONTEXT)

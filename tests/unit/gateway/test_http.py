@@ -12,7 +12,7 @@ from mutls.errors import RouteForbidden
 from mutls.gateway.connection import _request_path
 from mutls.gateway.http import DROPPED_REQUEST_HEADERS, error_response, forward_head
 
-IDENTITY = [(b"X-Mutls-Account", b"acme"), (b"Client-Cert", b":AAAA:")]
+IDENTITY = b"X-Mutls-Account: acme\r\nClient-Cert: :AAAA:\r\n"
 
 
 def _head(headers: list[tuple[bytes, bytes]], **kwargs: object) -> list[bytes]:
