@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
-from OpenSSL import SSL, crypto
+from OpenSSL import SSL
 
 from mutls.config import GatewayListen, GatewaySettings
 from mutls.gateway.connection import ClientConnection
