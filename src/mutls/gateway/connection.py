@@ -142,6 +142,34 @@ class Exchange:
 
 
 class ClientConnection(asyncio.Protocol):
+    # Slots: an idle connection's Python footprint matters at tens of thousands of them.
+    __slots__ = (
+        "_identity_cached",
+        "_paused_reading",
+        "_resolved",
+        "_too_large",
+        "_write_paused",
+        "client_ip",
+        "client_ip_bytes",
+        "close_when_idle",
+        "closing",
+        "established",
+        "head_bytes",
+        "last_activity",
+        "listener",
+        "loop",
+        "opened_at",
+        "parser",
+        "peer",
+        "pipe",
+        "queue",
+        "receiving",
+        "tasks",
+        "tls",
+        "transport",
+        "worker",
+    )
+
     def __init__(self, worker: Worker, listener: ListenerState) -> None:
         self.worker = worker
         self.listener = listener
