@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -61,15 +62,33 @@ def _build(leaf_der: bytes, verified: list[x509.Certificate], sent: list[bytes])
     )
 
 
+def _path_by_names(
+    leaf: x509.Certificate, connection: SSL.Connection, anchors: Sequence[x509.Certificate]
+) -> list[x509.Certificate]:
+    candidates = [*(connection.get_peer_cert_chain(as_cryptography=True) or ()), *anchors]
+    path = [leaf]
+    while len(path) < 9 and path[-1].issuer != path[-1].subject:
+        issuer = next(
+            (c for c in candidates if c.subject == path[-1].issuer and c not in path), None
+        )
+        if issuer is None:
+            break
+        path.append(issuer)
+    return path
+
+
 class PeerCache:
     """Peers by the DER of their leaf and what was sent with it; a bounded LRU."""
 
-    def __init__(self, size: int = 4096) -> None:
+    def __init__(self, size: int = 4096, anchors: Sequence[x509.Certificate] = ()) -> None:
         self._size = size
         self._peers: OrderedDict[tuple[bytes, tuple[bytes, ...]], Peer] = OrderedDict()
+        self._anchors = tuple(anchors)
 
-    def clear(self) -> None:
+    def clear(self, anchors: Sequence[x509.Certificate] | None = None) -> None:
         self._peers.clear()
+        if anchors is not None:
+            self._anchors = tuple(anchors)
 
     def get(self, connection: SSL.Connection) -> Peer | None:
         leaf = connection.get_peer_certificate(as_cryptography=True)
@@ -86,7 +105,12 @@ class PeerCache:
         if peer is not None:
             self._peers.move_to_end(key)
             return peer
-        verified = connection.get_verified_chain(as_cryptography=True) or [leaf]
+        verified = connection.get_verified_chain(as_cryptography=True)
+        if not verified:
+            # A resumed session keeps the peer's certificates but not the path OpenSSL built
+            # when it verified them (in this worker, at the full handshake): rebuild it by
+            # issuer names from what was sent and what the worker trusts.
+            verified = _path_by_names(leaf, connection, self._anchors)
         peer = _build(leaf_der, list(verified), sent)
         self._peers[key] = peer
         if len(self._peers) > self._size:

@@ -73,7 +73,7 @@ class Worker:
         self.stats = WorkerStats()
         self.stats.snapshot_revision = snapshot.revision
         self.pool = UpstreamPool(connect_timeout=settings.upstream_connect_timeout)
-        self.peers = PeerCache()
+        self.peers = PeerCache(anchors=self._anchor_certs_of(snapshot))
         self.connections: set[ClientConnection] = set()
         self.draining = False
         self._anchors = snapshot.anchors_der
@@ -92,6 +92,10 @@ class Worker:
 
     def _anchor_certs(self) -> list[x509.Certificate]:
         return [x509.load_der_x509_certificate(der) for der in self._anchors]
+
+    @staticmethod
+    def _anchor_certs_of(snapshot: GatewaySnapshot) -> list[x509.Certificate]:
+        return [x509.load_der_x509_certificate(der) for der in snapshot.anchors_der]
 
     def _rebuild_contexts(self) -> None:
         """New handshakes get the new context; connections keep theirs (no drops)."""
@@ -112,7 +116,7 @@ class Worker:
         self.stats.snapshot_reloads += 1
         if snapshot.anchors_der != self._anchors:
             self._anchors = snapshot.anchors_der
-            self.peers.clear()
+            self.peers.clear(self._anchor_certs())
             self._rebuild_contexts()
         now = self.clock()
         for connection in list(self.connections):
