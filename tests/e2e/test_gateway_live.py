@@ -96,6 +96,8 @@ class _Upstream(BaseHTTPRequestHandler):
         self._json(
             {
                 "path": self.path,
+                "host": self.headers.get("Host"),
+                "request_version": self.request_version,
                 "account": self.headers.get("X-Mutls-Account"),
                 "serial": self.headers.get("X-Mutls-Cert-Serial"),
             }
@@ -1187,3 +1189,19 @@ def test_plain_http_on_the_tls_port_is_told_to_use_https(live: Live) -> None:
     assert answer.status == 400
     assert answer.headers["content-type"] == "application/json"
     assert answer.code == "tls_required"
+
+
+def test_http10_request_without_host_is_forwarded_and_closed(live: Live) -> None:
+    """An HTTP/1.0 request without Host (openssl s_time sends one) reaches the upstream with a
+    Host header added, gets its answer, and the connection ends after it."""
+    with _raw_tls(live.port, live.ctx) as tls:
+        tls.sendall(b"GET /live/old-client HTTP/1.0\r\n\r\n")
+        received = b""
+        while chunk := tls.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.split(b" ", 2)[1] == b"200", head[:200]
+    echoed = json.loads(body)
+    assert echoed["path"] == "/live/old-client"
+    assert echoed["host"], "HTTP/1.1 upstreams must get a Host header"
+    assert echoed["request_version"] == "HTTP/1.0"  # a 1.0 client cannot read a chunked answer

@@ -85,6 +85,14 @@ def _request_path(target: bytes) -> str | None:
     return path
 
 
+def _host_of(value: str) -> str:
+    """The host of a Host header, lower case, without port or IPv6 brackets."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:].partition("]")[0]
+    return value.partition(":")[0]
+
+
 class Exchange:
     """One request: its head, its body's progress, and where its answer comes from."""
 
@@ -96,8 +104,10 @@ class Exchange:
         "code",
         "decision",
         "dispatched",
+        "has_host",
         "headers",
         "host",
+        "http10",
         "keep_alive",
         "local",
         "method",
@@ -117,6 +127,8 @@ class Exchange:
         self.headers: list[tuple[bytes, bytes]] = []
         self.method = b""
         self.host = ""
+        self.has_host = False
+        self.http10 = False
         self.path = ""
         self.keep_alive = True
         self.chunked = False
@@ -355,10 +367,12 @@ class ClientConnection(asyncio.Protocol):
         parser = self.parser
         exchange.method = parser.get_method()
         exchange.keep_alive = parser.should_keep_alive()
+        exchange.http10 = parser.get_http_version() == "1.0"
         for name, value in exchange.headers:
             lower = name.lower()
             if lower == b"host":
-                exchange.host = value.decode("latin-1").lower().rsplit(":", 1)[0].strip("[]")
+                exchange.host = _host_of(value.decode("latin-1"))
+                exchange.has_host = True
             elif lower == b"transfer-encoding" and b"chunked" in value.lower():
                 exchange.chunked = True
         if not exchange.host:
@@ -494,9 +508,11 @@ class ClientConnection(asyncio.Protocol):
             exchange.headers,
             identity=self._identity_block(decision),
             client_ip=self.client_ip_bytes,
-            host=exchange.host.encode("latin-1"),
+            host=(exchange.host or decision.route.upstream.authority).encode("latin-1"),
             chunked=exchange.chunked,
             close=False,
+            http10=exchange.http10,
+            add_host=not exchange.has_host,
         )
         body = exchange.body_buffer
         exchange.body_buffer = []

@@ -56,10 +56,15 @@ def forward_head(
     host: bytes,
     chunked: bool,
     close: bool,
+    http10: bool = False,
+    add_host: bool = False,
 ) -> bytes:
     """The head sent upstream: the request line, the kept headers, then the gateway's own
     (``identity`` is already rendered as header lines, each ending in CRLF)."""
-    lines = [method, b" ", target, b" HTTP/1.1\r\n"]
+    # An HTTP/1.0 request stays 1.0 upstream: its client could not read a chunked answer.
+    lines = [method, b" ", target, b" HTTP/1.0\r\n" if http10 else b" HTTP/1.1\r\n"]
+    if add_host:  # HTTP/1.1 requires Host; an HTTP/1.0 client may have sent none
+        lines += [b"Host: ", host, b"\r\n"]
     forwarded_for = b""
     forwarded = b""
     for name, value in headers:

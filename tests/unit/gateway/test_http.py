@@ -126,3 +126,32 @@ def test_request_path_never_raises_and_never_returns_a_dot_segment(raw: bytes) -
     if path is not None:
         assert "." not in path.split("/")
         assert ".." not in path.split("/")
+
+
+def test_a_request_without_host_gets_one_and_http10_stays_http10() -> None:
+    lines = _head([(b"Accept", b"*/*")], http10=True, add_host=True)
+    assert lines[0] == b"GET /v2/x?a=1 HTTP/1.0"
+    assert b"Host: api.example" in lines
+
+
+def test_a_request_with_host_keeps_its_own() -> None:
+    lines = _head([(b"Host", b"api.example:8443")])
+    assert [line for line in lines if line.lower().startswith(b"host:")] == [
+        b"Host: api.example:8443"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("header", "host"),
+    [
+        ("API.Example.com:8443", "api.example.com"),
+        ("api.example.com", "api.example.com"),
+        ("[::1]:8443", "::1"),
+        ("[2001:DB8::1]", "2001:db8::1"),
+        ("127.0.0.1:8443", "127.0.0.1"),
+    ],
+)
+def test_host_header_is_reduced_to_the_host(header: str, host: str) -> None:
+    from mutls.gateway.connection import _host_of
+
+    assert _host_of(header) == host
