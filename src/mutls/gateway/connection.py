@@ -621,12 +621,10 @@ class ClientConnection(asyncio.Protocol):
                 decision.route.name, self.loop.time() - exchange.sent_at
             )
 
-    def upstream_done(self, exchange: Exchange, reusable: bool) -> None:
+    def upstream_done(self, exchange: Exchange, client_must_close: bool) -> None:
         exchange.upstream = None
-        if not reusable:
-            exchange.close = True  # the answer may have been close-delimited
-        elif not exchange.keep_alive:
-            exchange.close = True
+        if client_must_close or not exchange.keep_alive:
+            exchange.close = True  # a close-delimited answer, or the client asked to close
         if not exchange.request_done:
             exchange.close = True  # answered before the body ended: do not read the rest
         self._finish(exchange)
@@ -780,8 +778,13 @@ class _Sink:
     def upstream_head(self, status: int) -> None:
         self.connection.upstream_head(self.exchange, status)
 
-    def upstream_done(self, reusable: bool) -> None:
-        self.connection.upstream_done(self.exchange, reusable)
+    def upstream_done(self, reusable: bool, client_must_close: bool) -> None:
+        del reusable  # the pool has already kept or dropped the upstream connection
+        self.connection.upstream_done(self.exchange, client_must_close)
+
+    def closes_after(self) -> bool:
+        connection = self.connection
+        return not self.exchange.keep_alive or connection.close_when_idle or connection.closing
 
     def upstream_failed(self, started: bool) -> None:
         self.connection.upstream_failed(self.exchange, started)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import deque
 from typing import Protocol, cast
 
@@ -31,9 +32,24 @@ class ResponseSink(Protocol):
 
     def upstream_data(self, data: bytes) -> None: ...
     def upstream_head(self, status: int) -> None: ...
-    def upstream_done(self, reusable: bool) -> None: ...
+    def upstream_done(self, reusable: bool, client_must_close: bool) -> None: ...
     def upstream_failed(self, started: bool) -> None: ...
     def upstream_paused(self, paused: bool) -> None: ...
+    def closes_after(self) -> bool: ...
+
+
+_HOP_BY_HOP = re.compile(rb"\r\n(?:connection|keep-alive|proxy-connection)[ \t]*:[^\r\n]*", re.I)
+_FRAMING = re.compile(rb"\r\n(?:content-length|transfer-encoding)[ \t]*:", re.I)
+MAX_RESPONSE_HEAD = 64 * 1024
+
+
+def rewrite_head(head: bytes, *, close: bool) -> bytes:
+    """A response head without the upstream's hop-by-hop headers, plus ``Connection: close``
+    when the gateway will close the client's connection after this answer."""
+    head = _HOP_BY_HOP.sub(b"", head)
+    if close:
+        return head[:-2] + b"Connection: close\r\n\r\n"
+    return head
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -47,7 +63,15 @@ class UpstreamConnection(asyncio.Protocol):
         self._parser: httptools.HttpResponseParser | None = None
         self._started = False
         self._head_only = False
-        self._final = False
+        self._head = b""
+        self._in_head = True
+        self._heads: list[int] = []
+        """Statuses of the heads the parser has finished and the relay has not yet rewritten."""
+        self._final = 0
+        self._complete: bool | None = None
+        """None until the answer ends; then whether the connection may be kept."""
+        self._framed = False
+        """The final answer has a Content-Length or chunked body (else it ends with the close)."""
 
     # --- the exchange's side ---
 
@@ -55,8 +79,13 @@ class UpstreamConnection(asyncio.Protocol):
         self.sink = sink
         self._parser = httptools.HttpResponseParser(self)
         self._started = False
-        self._final = False
         self._head_only = head_only
+        self._head = b""
+        self._in_head = True
+        self._heads = []
+        self._final = 0
+        self._complete = None
+        self._framed = False
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
@@ -79,11 +108,47 @@ class UpstreamConnection(asyncio.Protocol):
             self.abort()  # bytes on an idle connection: it cannot be trusted any more
             return
         self._started = True
-        sink.upstream_data(data)
         try:
             parser.feed_data(data)
         except httptools.HttpParserError:
             self._fail()
+            return
+        out = self._relay(data, sink) if self._in_head else data
+        if out is None:
+            return
+        if out:
+            sink.upstream_data(out)
+        if self._complete is not None and self.sink is sink:
+            self._done(self._complete)
+
+    def _relay(self, data: bytes, sink: ResponseSink) -> bytes | None:
+        """Bytes for the client while heads are still being read: each head rewritten, then the
+        body's start as it came. None when the upstream broke the response."""
+        buffered = self._head + data
+        out: list[bytes] = []
+        while self._in_head:
+            end = buffered.find(b"\r\n\r\n")
+            if end < 0 or not self._heads:
+                if len(buffered) > MAX_RESPONSE_HEAD:
+                    self._fail()
+                    return None
+                self._head = buffered
+                return b"".join(out)
+            head, buffered = buffered[: end + 4], buffered[end + 4 :]
+            status = self._heads.pop(0)
+            if 100 <= status < 200 and status != 101:
+                out.append(head)  # interim (100 Continue): as it came
+                continue
+            self._in_head = False
+            self._framed = _FRAMING.search(head) is not None
+            client_close = sink.closes_after() or not (
+                self._framed or self._head_only or status in (204, 304)
+            )
+            out.append(rewrite_head(head, close=client_close))
+            sink.upstream_head(status)
+        self._head = b""
+        out.append(buffered)
+        return b"".join(out)
 
     def eof_received(self) -> bool:
         return False
@@ -92,11 +157,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = True
         self.pool.forget(self)
         if self.sink is not None:
-            parser = self._parser
             # A body delimited by the connection's end is complete now.
-            if parser is not None and self._final and not parser.should_keep_alive():
+            if self._final and not self._in_head and not self._framed:
                 sink, self.sink = self.sink, None
-                sink.upstream_done(reusable=False)
+                sink.upstream_done(reusable=False, client_must_close=True)
                 return
             self._fail()
 
@@ -108,25 +172,24 @@ class UpstreamConnection(asyncio.Protocol):
         if self.sink is not None:
             self.sink.upstream_paused(False)
 
-    # --- httptools callbacks ---
+    # --- httptools callbacks (they record; data_received acts once the bytes are relayed) ---
 
     def on_headers_complete(self) -> None:
         parser = self._parser
         assert parser is not None
         status = parser.get_status_code()
+        self._heads.append(status)
         if 100 <= status < 200 and status != 101:
-            return  # interim: the final answer follows
-        self._final = True
-        if self.sink is not None:
-            self.sink.upstream_head(status)
+            return
+        self._final = status
         if self._head_only or status in (204, 304):
-            self._done(parser.should_keep_alive())
+            self._complete = parser.should_keep_alive()
 
     def on_message_complete(self) -> None:
         parser = self._parser
-        if parser is None or not self._final:
+        if parser is None or not self._final or self._complete is not None:
             return
-        self._done(parser.should_keep_alive())
+        self._complete = parser.should_keep_alive()
 
     # --- internals ---
 
@@ -139,7 +202,11 @@ class UpstreamConnection(asyncio.Protocol):
             self.pool.release(self)
         else:
             self.abort()
-        sink.upstream_done(reusable=reusable)
+        sink.upstream_done(
+            reusable=reusable,
+            client_must_close=not self._framed
+            and not (self._head_only or self._final in (204, 304)),
+        )
 
     def _fail(self) -> None:
         sink, self.sink = self.sink, None

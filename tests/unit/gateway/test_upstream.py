@@ -1,0 +1,140 @@
+"""The upstream side: answers relayed with their hop-by-hop headers replaced, ends found."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mutls.gateway.upstream import UpstreamConnection, UpstreamPool, rewrite_head
+from mutls.policy.routing import Upstream
+
+
+class Sink:
+    def __init__(self, *, closes: bool = False) -> None:
+        self.data = b""
+        self.heads: list[int] = []
+        self.done: tuple[bool, bool] | None = None
+        self.failed: bool | None = None
+        self.closes = closes
+
+    def upstream_data(self, data: bytes) -> None:
+        self.data += data
+
+    def upstream_head(self, status: int) -> None:
+        self.heads.append(status)
+
+    def upstream_done(self, reusable: bool, client_must_close: bool) -> None:
+        self.done = (reusable, client_must_close)
+
+    def upstream_failed(self, started: bool) -> None:
+        self.failed = started
+
+    def upstream_paused(self, paused: bool) -> None: ...
+
+    def closes_after(self) -> bool:
+        return self.closes
+
+
+class Transport:
+    def write(self, data: bytes) -> None: ...
+    def abort(self) -> None: ...
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+def _connection(sink: Sink, *, head_only: bool = False) -> tuple[UpstreamConnection, UpstreamPool]:
+    pool = UpstreamPool(connect_timeout=1)
+    connection = UpstreamConnection(pool, Upstream(host="127.0.0.1", port=9))
+    connection.connection_made(Transport())  # type: ignore[arg-type]
+    connection.begin(sink, head_only=head_only)
+    return connection, pool
+
+
+OK = (
+    b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n"
+    b"Content-Length: 2\r\n\r\nok"
+)
+
+
+def test_keep_alive_headers_of_the_upstream_do_not_reach_the_client() -> None:
+    sink = Sink()
+    connection, pool = _connection(sink)
+    connection.data_received(OK)
+    assert sink.data == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    assert sink.heads == [200]
+    assert sink.done == (True, False)
+    assert pool.take_idle(connection.upstream) is connection  # back in the pool
+
+
+def test_the_client_is_told_when_the_gateway_closes_after_the_answer() -> None:
+    sink = Sink(closes=True)
+    connection, _ = _connection(sink)
+    connection.data_received(OK)
+    assert sink.data == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+
+
+def test_an_upstream_close_does_not_close_the_client_when_the_body_is_framed() -> None:
+    sink = Sink()
+    connection, pool = _connection(sink)
+    connection.data_received(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
+    assert b"Connection" not in sink.data
+    assert sink.done == (False, False)  # upstream connection dropped, client kept
+    assert pool.take_idle(connection.upstream) is None
+
+
+def test_a_close_delimited_body_ends_with_the_connection_and_closes_the_client() -> None:
+    sink = Sink()
+    connection, _ = _connection(sink)
+    connection.data_received(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npart one, ")
+    connection.data_received(b"part two")
+    assert sink.done is None
+    connection.connection_lost(None)
+    assert sink.data == b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npart one, part two"
+    assert sink.done == (False, True)
+
+
+def test_interim_answers_pass_as_they_are_and_the_final_one_is_rewritten() -> None:
+    sink = Sink()
+    connection, _ = _connection(sink)
+    connection.data_received(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nConn")
+    assert sink.data == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert sink.heads == []
+    connection.data_received(b"ection: keep-alive\r\nContent-Length: 0\r\n\r\n")
+    assert (
+        sink.data
+        == b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
+    )
+    assert sink.heads == [201]
+    assert sink.done == (True, False)
+
+
+@pytest.mark.parametrize("status", [b"204 No Content", b"304 Not Modified"])
+def test_bodiless_answers_end_at_their_head(status: bytes) -> None:
+    sink = Sink()
+    connection, _ = _connection(sink)
+    connection.data_received(b"HTTP/1.1 " + status + b"\r\nETag: x\r\n\r\n")
+    assert sink.done == (True, False)
+
+
+def test_an_answer_to_head_ends_at_its_head_despite_content_length() -> None:
+    sink = Sink()
+    connection, _ = _connection(sink, head_only=True)
+    connection.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n")
+    assert sink.done == (True, False)
+
+
+def test_garbage_from_the_upstream_fails_the_exchange() -> None:
+    sink = Sink()
+    connection, _ = _connection(sink)
+    connection.data_received(b"SSH-2.0-OpenSSH_9.2\r\n")
+    assert sink.failed is True
+    assert sink.done is None
+
+
+def test_rewrite_head_removes_every_hop_by_hop_spelling() -> None:
+    head = (
+        b"HTTP/1.1 200 OK\r\nCONNECTION: keep-alive\r\nkeep-alive : timeout=5\r\n"
+        b"Proxy-Connection: x\r\nX-Connection-Id: 7\r\n\r\n"
+    )
+    assert rewrite_head(head, close=False) == b"HTTP/1.1 200 OK\r\nX-Connection-Id: 7\r\n\r\n"
