@@ -53,6 +53,7 @@ bench: install
 	$(PY) bench/vault_bench.py
 	$(PY) bench/ca_bench.py --workers 2,8
 	$(PY) bench/api_issue_bench.py
+	$(PY) bench/gateway/hotpath.py
 	$(PY) bench/gateway/run.py
 
 clean:

@@ -1205,3 +1205,21 @@ def test_http10_request_without_host_is_forwarded_and_closed(live: Live) -> None
     assert echoed["path"] == "/live/old-client"
     assert echoed["host"], "HTTP/1.1 upstreams must get a Host header"
     assert echoed["request_version"] == "HTTP/1.0"  # a 1.0 client cannot read a chunked answer
+
+
+def test_a_websocket_upgrade_is_answered_as_plain_http_then_closed(live: Live) -> None:
+    """Upgrades are not supported: the request reaches the upstream without its Upgrade header,
+    its answer comes back, and the connection ends after it."""
+    with _raw_tls(live.port, live.ctx) as tls:
+        tls.sendall(
+            b"GET /live/socket HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"
+            b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        received = b""
+        while chunk := tls.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.split(b" ", 2)[1] == b"200", head[:200]
+    assert b"connection: close" in head.lower()
+    assert json.loads(body)["path"] == "/live/socket"

@@ -268,6 +268,14 @@ class ClientConnection(asyncio.Protocol):
                 break
             try:
                 parser.feed_data(chunk)
+            except httptools.HttpParserUpgrade:
+                # The request asked to switch protocols (WebSocket): it was forwarded without
+                # its Upgrade header and is answered as plain HTTP; nothing after it is read.
+                self._pause_reading("upgrade")
+                self.close_when_idle = True
+                if not self.queue:
+                    self._close(send_notify=True)
+                break
             except httptools.HttpParserError:
                 # A callback's own exception reaches here wrapped in HttpParserCallbackError,
                 # so the callbacks say what went wrong in _too_large.
