@@ -156,6 +156,10 @@ class Worker:
     def stop(self) -> None:
         self._stop.set()
 
+    def _on_sighup(self) -> None:
+        # Looked up at signal time: a reload replaces self.identity.
+        self.identity.request_reload()
+
     async def serve(self) -> None:
         self.loop = asyncio.get_running_loop()
         for state in self.listeners:
@@ -166,7 +170,7 @@ class Worker:
             )
         for signum in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(signum, self.stop)
-        self.loop.add_signal_handler(signal.SIGHUP, self.identity.request_reload)
+        self.loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         watcher = SnapshotWatcher(
             self.db,
             clock=self.clock,
