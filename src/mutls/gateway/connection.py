@@ -29,6 +29,7 @@ from mutls.errors import (
     InputTooLarge,
     InvalidArgument,
     MutlsError,
+    SourceIpForbidden,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 __all__ = ["ClientConnection", "Exchange"]
 
 log = logging.getLogger("mutls.gateway")
-access_log = logging.getLogger("mutls.gateway.access")
 
 WHOAMI = "/mutls/whoami"
 _NEEDS_CARE = re.compile(rb"[%.\\\x00-\x1f\x7f-\xff]")
@@ -549,8 +549,6 @@ class ClientConnection(asyncio.Protocol):
             self._answer(exchange, identified.status, identified.error)
             return
         if not identified.account.allows_ip(self.client_ip):
-            from mutls.errors import SourceIpForbidden  # noqa: PLC0415
-
             self._answer(
                 exchange,
                 403,
