@@ -25,7 +25,6 @@ Decisions, and why:
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +32,6 @@ from datetime import datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -57,10 +55,11 @@ from mutls.errors import (
     WeakKey,
 )
 from mutls.pki.chain import is_self_signed, order_chain
-from mutls.pki.inspect import name_to_text, serial_hex, sha256_fingerprint
+from mutls.pki.inspect import leaf_names, name_to_text, serial_hex, sha256_fingerprint
 from mutls.pki.keys import key_weakness
 from mutls.pki.loader import load_certificates
 from mutls.pki.verify import Purpose, verify_chain
+from mutls.policy.authorize import names_match
 from mutls.store.database import Database
 from mutls.store.ids import new_id
 from mutls.store.models import CertificateAuthority
@@ -404,15 +403,6 @@ def remove_account_ca(
 # --- the gateway's mapping ------------------------------------------------------------------
 
 
-def _leaf_names(leaf: x509.Certificate) -> list[str]:
-    names = [str(a.value).lower() for a in leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
-    try:
-        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return names
-    return names + [n.lower().rstrip(".") for n in san.get_values_for_type(x509.DNSName)]
-
-
 def subject_matches(leaf: x509.Certificate, patterns: Sequence[str]) -> bool:
     """True when there are no patterns, or one matches the leaf's CN or a DNS SAN.
 
@@ -421,8 +411,7 @@ def subject_matches(leaf: x509.Certificate, patterns: Sequence[str]) -> bool:
     """
     if not patterns:
         return True
-    names = _leaf_names(leaf)
-    return any(fnmatch.fnmatchcase(n, p) for p in patterns for n in names)
+    return names_match(leaf_names(leaf), patterns)
 
 
 @dataclass(frozen=True, kw_only=True)

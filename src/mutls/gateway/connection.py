@@ -29,7 +29,6 @@ from mutls.errors import (
     InputTooLarge,
     InvalidArgument,
     MutlsError,
-    SourceIpForbidden,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
@@ -43,6 +42,7 @@ from mutls.policy.authorize import (
     GatewayRequest,
     Identity,
     authorize,
+    check_source,
     identify,
     resolve,
 )
@@ -548,15 +548,9 @@ class ClientConnection(asyncio.Protocol):
         if isinstance(identified, Deny):
             self._answer(exchange, identified.status, identified.error)
             return
-        if not identified.account.allows_ip(self.client_ip):
-            self._answer(
-                exchange,
-                403,
-                SourceIpForbidden(
-                    f"requests for account {identified.account.name} are not accepted from "
-                    f"{self.client_ip}"
-                ),
-            )
+        refused = check_source(identified, self.client_ip)
+        if refused is not None:
+            self._answer(exchange, refused.status, refused.error)
             return
         seconds = (peer.not_after - now).total_seconds()
         body = {

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from OpenSSL import SSL
 
-from mutls.pki.inspect import name_to_text, serial_hex
+from mutls.pki.inspect import leaf_names, name_to_text, serial_hex
 from mutls.policy.snapshot import Peer
 
 __all__ = ["PeerCache", "peer_headers", "peer_of"]
@@ -33,15 +33,6 @@ def _client_auth(leaf: x509.Certificate) -> bool:
     )
 
 
-def _names(leaf: x509.Certificate) -> tuple[str, ...]:
-    names = [str(a.value).lower() for a in leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
-    try:
-        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return tuple(names)
-    return tuple(names + [n.lower().rstrip(".") for n in san.get_values_for_type(x509.DNSName)])
-
-
 def _build(leaf_der: bytes, verified: list[x509.Certificate], sent: list[bytes]) -> Peer:
     leaf = x509.load_der_x509_certificate(leaf_der)
     cas = verified[1:]
@@ -55,7 +46,7 @@ def _build(leaf_der: bytes, verified: list[x509.Certificate], sent: list[bytes])
         chain_not_before=max(c.not_valid_before_utc for c in windows),
         chain_not_after=min(c.not_valid_after_utc for c in windows),
         client_auth=_client_auth(leaf),
-        names=_names(leaf),
+        names=tuple(leaf_names(leaf)),
         ca_fingerprints=tuple(hashlib.sha256(c.public_bytes(Encoding.DER)).digest() for c in cas),
         der=leaf_der,
         chain_der=tuple(sent),

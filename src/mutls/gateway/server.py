@@ -74,6 +74,17 @@ class GatewayProcesses:
     def urls(self) -> list[str]:
         return [f"https://{listen.address}" for listen in self.settings.listeners]
 
+    def announce(self) -> None:
+        for url, listen in zip(self.urls, self.settings.listeners, strict=True):
+            log.info(
+                "mTLS gateway listening on %s (TLS %s-%s, %s ciphers, %s workers)",
+                url,
+                listen.tls_min,
+                listen.tls_max,
+                listen.ciphers,
+                self.settings.workers,
+            )
+
     def start(self) -> None:
         for slot in range(self.settings.workers):
             self._spawn(slot)
@@ -209,15 +220,7 @@ def run_gateway(platform: Platform, settings: GatewaySettings) -> None:
     processes.start()
     try:
         serve_metrics(processes)
-        for url, listen in zip(processes.urls, settings.listeners, strict=True):
-            log.info(
-                "mTLS gateway listening on %s (TLS %s-%s, %s ciphers, %s workers)",
-                url,
-                listen.tls_min,
-                listen.tls_max,
-                listen.ciphers,
-                settings.workers,
-            )
+        processes.announce()
         while not stop["now"]:
             processes.reap(block=False)
             time.sleep(0.1)

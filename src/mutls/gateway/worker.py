@@ -55,6 +55,10 @@ class ListenerState:
     server: asyncio.Server | None = None
 
 
+def _parsed(anchors_der: Sequence[bytes]) -> list[x509.Certificate]:
+    return [x509.load_der_x509_certificate(der) for der in anchors_der]
+
+
 class Worker:
     def __init__(
         self,
@@ -73,37 +77,27 @@ class Worker:
         self.stats = WorkerStats()
         self.stats.snapshot_revision = snapshot.revision
         self.pool = UpstreamPool(connect_timeout=settings.upstream_connect_timeout)
-        self.peers = PeerCache(anchors=self._anchor_certs_of(snapshot))
+        self._anchors = snapshot.anchors_der
+        self._anchor_certs = _parsed(self._anchors)
+        self.peers = PeerCache(anchors=self._anchor_certs)
         self.connections: set[ClientConnection] = set()
         self.draining = False
-        self._anchors = snapshot.anchors_der
-        anchors = self._anchor_certs()
-        self.listeners = [
-            ListenerState(
-                config=listen,
-                policy=policy_of(listen),
-                sock=sock,
-                context=gateway_server_context(identity.material, anchors, policy_of(listen)),
+        self.listeners = []
+        for listen, sock in sockets:
+            policy = policy_of(listen)
+            context = gateway_server_context(identity.material, self._anchor_certs, policy)
+            self.listeners.append(
+                ListenerState(config=listen, policy=policy, sock=sock, context=context)
             )
-            for listen, sock in sockets
-        ]
         self._stop = asyncio.Event()
         self.loop: asyncio.AbstractEventLoop = asyncio.get_event_loop_policy().get_event_loop()
 
-    def _anchor_certs(self) -> list[x509.Certificate]:
-        return [x509.load_der_x509_certificate(der) for der in self._anchors]
-
-    @staticmethod
-    def _anchor_certs_of(snapshot: GatewaySnapshot) -> list[x509.Certificate]:
-        return [x509.load_der_x509_certificate(der) for der in snapshot.anchors_der]
-
     def _rebuild_contexts(self) -> None:
         """New handshakes get the new context; connections keep theirs (no drops)."""
-        anchors = self._anchor_certs()
         for state in self.listeners:
             try:
                 state.context = gateway_server_context(
-                    self.identity.material, anchors, state.policy
+                    self.identity.material, self._anchor_certs, state.policy
                 )
             except Exception:
                 log.exception("TLS context rebuild failed; keeping the previous one")
@@ -116,7 +110,8 @@ class Worker:
         self.stats.snapshot_reloads += 1
         if snapshot.anchors_der != self._anchors:
             self._anchors = snapshot.anchors_der
-            self.peers.clear(self._anchor_certs())
+            self._anchor_certs = _parsed(self._anchors)
+            self.peers.clear(self._anchor_certs)
             self._rebuild_contexts()
         now = self.clock()
         for connection in list(self.connections):

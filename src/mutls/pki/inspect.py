@@ -388,3 +388,14 @@ def _time_findings(report: CertificateReport, where: str) -> list[Finding]:
             )
         ]
     return []
+
+
+def leaf_names(leaf: x509.Certificate) -> list[str]:
+    """The leaf's CN values and DNS SANs, lower case, without a trailing dot: the names an
+    account CA's subject patterns are matched against."""
+    names = [str(a.value).lower() for a in leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return names
+    return names + [n.lower().rstrip(".") for n in san.get_values_for_type(x509.DNSName)]

@@ -23,9 +23,10 @@ and version it asked for. Never another account, an upstream address, or why a r
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from fnmatch import fnmatchcase
 
 from mutls.errors import (
     AccountMtlsDisabled,
@@ -52,7 +53,9 @@ __all__ = [
     "Identity",
     "authorize",
     "check_dates",
+    "check_source",
     "identify",
+    "names_match",
     "resolve",
 ]
 
@@ -203,16 +206,29 @@ def resolve(peer: Peer, snapshot: GatewaySnapshot) -> Identity | Deny:
 def _customer_account(peer: Peer, snapshot: GatewaySnapshot) -> AccountPolicy | None:
     for ca_fingerprint in peer.ca_fingerprints:
         for ca in snapshot.customer_cas.get(ca_fingerprint, ()):
-            if ca.patterns and not _names_match(peer.names, ca.patterns):
+            if ca.patterns and not names_match(peer.names, ca.patterns):
                 continue
             return snapshot.accounts.get(ca.account_id)
     return None
 
 
-def _names_match(names: tuple[str, ...], patterns: tuple[str, ...]) -> bool:
-    from fnmatch import fnmatchcase  # noqa: PLC0415  (rare path: only account CAs with patterns)
-
+def names_match(names: Sequence[str], patterns: Sequence[str]) -> bool:
+    """Whether a pattern matches one of the names; ``*`` matches dots too (``*.acme.example``
+    matches ``a.b.acme.example``)."""
     return any(fnmatchcase(name, pattern) for pattern in patterns for name in names)
+
+
+def check_source(identity: Identity, source_ip: IpAddress) -> Deny | None:
+    """Check 8: the request comes from the account's allowlist (seed 004)."""
+    if identity.account.allows_ip(source_ip):
+        return None
+    return Deny(
+        error=SourceIpForbidden(
+            f"requests for account {identity.account.name} are not accepted from {source_ip}"
+        ),
+        status=403,
+        identity=identity,
+    )
 
 
 def _route_forbidden(route: Route, identity: Identity, peer: Peer) -> Deny | None:
@@ -277,16 +293,9 @@ def authorize(
             route=route,
             identity=identified.identity,
         )
-    if not identified.account.allows_ip(request.source_ip):
-        return Deny(
-            error=SourceIpForbidden(
-                f"requests for account {identified.account.name} are not accepted from "
-                f"{request.source_ip}"
-            ),
-            status=403,
-            route=route,
-            identity=identified,
-        )
+    refused = check_source(identified, request.source_ip)
+    if refused is not None:
+        return Deny(error=refused.error, status=refused.status, route=route, identity=identified)
     forbidden = _route_forbidden(route, identified, peer)
     if forbidden is not None:
         return forbidden

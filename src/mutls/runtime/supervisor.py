@@ -95,15 +95,7 @@ def _gateway(platform: Platform) -> GatewayProcesses | None:
     except CANotInitialized:
         log.warning("mTLS gateway off: no platform CA to issue its certificate")
         return None
-    for url, listen in zip(processes.urls, settings.listeners, strict=True):
-        log.info(
-            "mTLS gateway listening on %s (TLS %s-%s, %s ciphers, %s workers)",
-            url,
-            listen.tls_min,
-            listen.tls_max,
-            listen.ciphers,
-            settings.workers,
-        )
+    processes.announce()
     return processes
 
 
