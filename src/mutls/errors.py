@@ -69,6 +69,19 @@ callers that do not know mutls.
     ├── UpstreamError                            the gateway's upstream failed (HTTP 502/504)
     │   ├── UpstreamUnavailable                  upstream_unavailable
     │   └── UpstreamTimeout                      upstream_timeout
+    ├── PartnerError                             the egress proxy's partner failed (HTTP 502/504)
+    │   ├── PartnerUnreachable                   partner_unreachable
+    │   ├── PartnerTimeout                       partner_timeout
+    │   ├── PartnerCertificateUntrusted          partner_certificate_untrusted
+    │   ├── PartnerRequiresClientCertificate     partner_requires_client_certificate
+    │   ├── PartnerRejectedCertificate           partner_rejected_certificate
+    │   ├── PartnerTlsHandshakeFailed            partner_tls_handshake_failed
+    │   ├── PartnerConnectionClosed              partner_connection_closed
+    │   └── OAuth2TokenFailed                    oauth2_token_failed
+    ├── EgressError                              the egress proxy refused the app's request
+    │   ├── EnvironmentForbidden (PermissionError) environment_forbidden
+    │   ├── InsecureTlsRefused                   insecure_tls_refused
+    │   └── SecretExpired                        secret_expired
     ├── VaultError                               the vault cannot serve (HTTP 503)
     │   ├── MasterKeyMissing                     master_key_missing
     │   ├── MasterKeyMismatch                    master_key_mismatch
@@ -111,10 +124,13 @@ __all__ = [
     "Conflict",
     "DatabaseUnavailable",
     "DecryptionFailed",
+    "EgressError",
+    "EnvironmentForbidden",
     "EnvironmentValueMissing",
     "FileUnreadable",
     "InputError",
     "InputTooLarge",
+    "InsecureTlsRefused",
     "InvalidArgument",
     "InvalidToken",
     "KeyMismatch",
@@ -130,6 +146,15 @@ __all__ = [
     "NotACA",
     "NotACertificate",
     "NotFound",
+    "OAuth2TokenFailed",
+    "PartnerCertificateUntrusted",
+    "PartnerConnectionClosed",
+    "PartnerError",
+    "PartnerRejectedCertificate",
+    "PartnerRequiresClientCertificate",
+    "PartnerTimeout",
+    "PartnerTlsHandshakeFailed",
+    "PartnerUnreachable",
     "PassphraseRequired",
     "PermissionDenied",
     "PolicyViolation",
@@ -140,6 +165,7 @@ __all__ = [
     "RouteNotFound",
     "RuleViolation",
     "SchemaOutdated",
+    "SecretExpired",
     "SecretNotFound",
     "SerialNotFound",
     "SourceIpForbidden",
@@ -625,6 +651,145 @@ class UpstreamTimeout(UpstreamError):
 
     code = "upstream_timeout"
     default_hint = "retry shortly; if it persists, contact the provider"
+
+
+# --- egress proxy ---------------------------------------------------------------------------
+
+
+class PartnerError(MutlsError):
+    """The partner the egress proxy called for the app failed, before answering in HTTP.
+
+    The partner's own HTTP answers, 4xx and 5xx included, pass through untouched; these errors
+    are for what happened before there was an answer: connection, TLS, token endpoint. ``reason``
+    is a short machine-readable detail (a TLS alert name, a verification failure) or None.
+    """
+
+    code = "partner_error"
+
+    def __init__(self, message: str, *, hint: str | None = None, reason: str | None = None):
+        super().__init__(message, hint=hint)
+        self.reason = reason
+
+    def to_dict(self) -> dict[str, object]:
+        data = super().to_dict()
+        if self.reason is not None:
+            data["reason"] = self.reason
+        return data
+
+
+class PartnerUnreachable(PartnerError):
+    """The partner's host did not resolve, or refused or dropped the TCP connection."""
+
+    code = "partner_unreachable"
+    default_hint = (
+        "check the route's target_url (host and port) and that this machine may reach it (DNS, "
+        "firewall, the partner's IP allowlist); `mutls doctor URL` walks the connection"
+    )
+
+
+class PartnerTimeout(PartnerError):
+    """Connecting, the TLS handshake or the partner's answer took longer than allowed."""
+
+    code = "partner_timeout"
+    default_hint = (
+        "retry; if it persists, the partner is slow or a firewall drops packets silently; the "
+        "limits are the route's timeout_seconds and MUTLS_EGRESS_CONNECT_TIMEOUT"
+    )
+
+
+class PartnerCertificateUntrusted(PartnerError):
+    """The partner's server certificate failed our check (chain, dates or name)."""
+
+    code = "partner_certificate_untrusted"
+    default_hint = (
+        "if the partner uses a private CA, store its CA certificate in a secret and set the "
+        "route's ca_bundle_secret; if the name differs from the URL's host, set tls_servername"
+    )
+
+
+class PartnerRequiresClientCertificate(PartnerError):
+    """The partner asked for a client certificate and the route sent none."""
+
+    code = "partner_requires_client_certificate"
+    default_hint = (
+        "set the route's certificate_secret to the certificate the partner issued you (or whose "
+        "CA they registered), with a value for this environment"
+    )
+
+
+class PartnerRejectedCertificate(PartnerError):
+    """The partner's TLS stack refused the client certificate the route sent (a TLS alert)."""
+
+    code = "partner_rejected_certificate"
+    default_hint = (
+        "check that the environment's certificate is the one registered with the partner, "
+        "issued by a CA they trust, not expired and not revoked; then ask the partner"
+    )
+
+
+class PartnerTlsHandshakeFailed(PartnerError):
+    """The TLS handshake failed for another reason: no common version or cipher suite, a
+    protocol error."""
+
+    code = "partner_tls_handshake_failed"
+    default_hint = (
+        "the partner and the route share no TLS version or cipher suite: try the route's "
+        "tls_preset (default, tls12, tls13, fapi), or `mutls doctor URL` to see what it accepts"
+    )
+
+
+class PartnerConnectionClosed(PartnerError):
+    """The partner closed the connection, or sent something that is not HTTP, before a whole
+    answer."""
+
+    code = "partner_connection_closed"
+    default_hint = "retry; if it persists, the partner's service is failing"
+
+
+class OAuth2TokenFailed(PartnerError):
+    """The token endpoint refused the client credentials or could not be reached."""
+
+    code = "oauth2_token_failed"
+    default_hint = (
+        "check the oauth2 secret for this environment (token_url, client_id, client_secret or "
+        "the certificate for tls_client_auth, scopes) against what the partner registered"
+    )
+
+
+class EgressError(MutlsError):
+    code = "egress_error"
+
+
+class EnvironmentForbidden(EgressError, PermissionError):
+    """The app token may not use the environment the request asked for."""
+
+    code = "environment_forbidden"
+    default_hint = (
+        "send X-Mutls-Environment with one of the token's environments, or use a token made "
+        "for this environment (`mutls token create --role app --environment ENV`)"
+    )
+
+
+class InsecureTlsRefused(EgressError, ValueError):
+    """``tls_reject_unauthorized: false`` was asked for where it is never allowed."""
+
+    code = "insecure_tls_refused"
+    default_hint = (
+        "production always verifies the partner's certificate: store the partner's CA in a "
+        "secret and set ca_bundle_secret instead; switch verification off only in a test "
+        "environment (environments.sandbox.tls_reject_unauthorized)"
+    )
+
+
+class SecretExpired(EgressError, ValueError):
+    """A secret with strict expiry enforcement holds an expired certificate for this
+    environment."""
+
+    code = "secret_expired"
+    default_hint = (
+        "upload the renewed certificate (`mutls secret set NAME --env ENV --cert ... --key ...`); "
+        "the proxy uses it on the next request"
+    )
 
 
 # --- vault ----------------------------------------------------------------------------------

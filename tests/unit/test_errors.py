@@ -44,9 +44,11 @@ def test_all_error_classes_covers_every_exported_error() -> None:
 
 
 def test_codes_are_snake_case() -> None:
-    """Codes are lower snake_case identifiers, safe in JSON, URLs and shell scripts."""
+    """Codes are lower snake_case identifiers (digits allowed, as in oauth2), safe in JSON, URLs
+    and shell scripts."""
     for cls in all_error_classes():
-        assert cls.code.replace("_", "").isalpha(), cls
+        assert cls.code.replace("_", "").isalnum(), cls
+        assert cls.code[0].isalpha(), cls
         assert cls.code == cls.code.lower(), cls
 
 

@@ -1,9 +1,9 @@
 """Roles and what each may do. A pure table; the API and services both check against it.
 
 ``manage-mtls`` is the "Manage mTLS" role of seed 003: it manages its own account's
-certificates and nothing else. ``auditor`` reads the audit log and metadata (gateway routes
-included), never changes anything. ``app`` is a machine identity for the egress proxy and has no
-admin permissions.
+certificates and nothing else. ``auditor`` reads the audit log and metadata (gateway and egress
+routes, the egress request log included), never changes anything. ``app`` is a machine identity
+for the egress proxy and has no admin permissions.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ class Permission(enum.StrEnum):
     EGRESS_USE = "egress:use"
     ROUTES_READ = "routes:read"
     ROUTES_WRITE = "routes:write"
+    EGRESS_READ = "egress:read"
+    EGRESS_WRITE = "egress:write"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -51,6 +53,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.TOKENS_READ,
             Permission.METRICS_READ,
             Permission.ROUTES_READ,
+            Permission.EGRESS_READ,
         }
     ),
     Role.APP: frozenset({Permission.EGRESS_USE}),

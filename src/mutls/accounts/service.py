@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -278,12 +278,19 @@ def create_token(
     account_id: str | None = None,
     user_id: str | None = None,
     expires_in_days: int | None = None,
+    default_environment: str | None = None,
+    environments: Sequence[str] = (),
     now: datetime,
 ) -> IssuedToken:
-    """Issue a token. It can never reach further than the caller: same account scope or narrower."""
+    """Issue a token. It can never reach further than the caller: same account scope or narrower.
+
+    ``default_environment`` and ``environments`` are for ``app`` tokens: the environment the
+    egress proxy uses when a request names none (else ``production``), and the only environments
+    the token may use (empty: any)."""
     principal.require(Permission.TOKENS_WRITE)
     chosen = _role(role)
     name = _text(name, "name", max_length=200)
+    default_environment, allowed = _token_environments(chosen, default_environment, environments)
     if expires_in_days is not None and not 1 <= expires_in_days <= MAX_TOKEN_DAYS:
         raise InvalidArgument(
             f"expected expires_in_days between 1 and {MAX_TOKEN_DAYS}; found {expires_in_days}"
@@ -302,6 +309,8 @@ def create_token(
         created_at=now,
         created_by=principal.actor,
         expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
+        default_environment=default_environment,
+        environments=allowed,
     )
     with db.write() as session:
         if account_id is not None:
@@ -330,10 +339,53 @@ def create_token(
             account_id=token.account_id,
             resource_type="token",
             resource_id=token.id,
-            details={"name": name, "role": chosen.value, "prefix": token.prefix},
+            details={
+                "name": name,
+                "role": chosen.value,
+                "prefix": token.prefix,
+                **({"default_environment": default_environment} if default_environment else {}),
+                **({"environments": allowed} if allowed else {}),
+            },
             now=now,
         )
     return IssuedToken(record=token, token=plaintext)
+
+
+_ENVIRONMENT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MAX_TOKEN_ENVIRONMENTS = 32
+
+
+def _token_environments(
+    role: Role, default: str | None, environments: Sequence[str]
+) -> tuple[str | None, list[str]]:
+    if isinstance(environments, str):
+        environments = [environments]
+    names = [*environments, *([default] if default else [])]
+    for env in names:
+        if not isinstance(env, str) or not _ENVIRONMENT.fullmatch(env):
+            raise InvalidArgument(
+                "expected environment names of lower-case letters, digits, '-' and '_' (up to "
+                f"64), like production or sandbox; found {str(env)[:80]!r}"
+            )
+    if (default or environments) and role is not Role.APP:
+        raise InvalidArgument(
+            f"expected default_environment and environments only on app tokens; this token's "
+            f"role is {role.value}",
+            hint="environments choose egress proxy values; admin API tokens see every environment",
+        )
+    allowed = sorted(set(environments))
+    if len(allowed) > MAX_TOKEN_ENVIRONMENTS:
+        raise InvalidArgument(
+            f"expected at most {MAX_TOKEN_ENVIRONMENTS} environments; found {len(allowed)}"
+        )
+    if default and allowed and default not in allowed:
+        raise InvalidArgument(
+            f"expected default_environment to be one of the token's environments "
+            f"({', '.join(allowed)}); found {default!r}"
+        )
+    if not default and len(allowed) == 1:
+        default = allowed[0]  # a sandbox-only token defaults to the sandbox
+    return default or None, allowed
 
 
 def _token(session: Session, principal: Principal, token_id: str) -> ApiToken:

@@ -34,7 +34,6 @@ from mutls.errors import (
 )
 from mutls.gateway.http import error_response, forward_head, json_response
 from mutls.gateway.peer import peer_headers
-from mutls.gateway.tlsio import TlsPipe
 from mutls.gateway.upstream import UpstreamConnection
 from mutls.policy.authorize import (
     Allow,
@@ -47,6 +46,7 @@ from mutls.policy.authorize import (
     resolve,
 )
 from mutls.policy.snapshot import GatewaySnapshot, Peer
+from mutls.tls.pipe import TlsPipe
 
 if TYPE_CHECKING:
     from mutls.gateway.worker import ListenerState, Worker

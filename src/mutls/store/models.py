@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -32,6 +33,8 @@ __all__ = [
     "AuditHead",
     "Base",
     "CertificateAuthority",
+    "EgressRequest",
+    "EgressRoute",
     "IssuedCertificate",
     "MasterKeyRecord",
     "Route",
@@ -122,6 +125,10 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
     last_used_ip: Mapped[str | None] = mapped_column(String(64))
+    # For ``app`` tokens and the egress proxy: the environment a request without
+    # X-Mutls-Environment uses, and the environments the token may use at all (empty: any).
+    default_environment: Mapped[str | None] = mapped_column(String(64))
+    environments: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
 
 
 class Secret(Base):
@@ -139,6 +146,11 @@ class Secret(Base):
     secret_type: Mapped[str] = mapped_column(String(16), index=True)
     description: Mapped[str] = mapped_column(Text, default="")
     internal: Mapped[bool] = mapped_column(Boolean, default=False)
+    strict_expiry_enforcement: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default="0"
+    )
+    """When set, the egress proxy refuses to use an expired certificate (``secret_expired``)
+    instead of using it with a warning."""
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime]
@@ -259,6 +271,83 @@ class Route(Base):
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime]
+
+
+class EgressRoute(Base):
+    """An egress route (seed 002): where an app's plain request to the egress proxy goes, with
+    which client certificate, OAuth2 credentials and headers. ``mutls.routing.egress`` validates
+    every field; secrets are referred to by id (names are resolved when the route is saved).
+
+    ``environments`` holds per-environment overrides (``target_url``, ``tls_servername``,
+    ``tls_reject_unauthorized``); ``allowed_tokens`` the app tokens that may use the route
+    (empty: every app token of the route's owner).
+    """
+
+    __tablename__ = "egress_routes"
+    __table_args__ = (UniqueConstraint("namespace", "name", name="uq_egress_routes_namespace"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(32))
+    account_id: Mapped[str | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="RESTRICT"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(64))
+    target_url: Mapped[str] = mapped_column(String(2048))
+    certificate_secret_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    oauth2_secret_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    ca_bundle_secret_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    oauth2_scopes: Mapped[list[str] | None] = mapped_column(JSON)
+    headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    tls_servername: Mapped[str | None] = mapped_column(String(253))
+    tls_preset: Mapped[str] = mapped_column(String(16))
+    tls_reject_unauthorized: Mapped[bool] = mapped_column(Boolean, default=True)
+    environments: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    allowed_tokens: Mapped[list[str]] = mapped_column(JSON, default=list)
+    timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime]
+
+
+class EgressRequest(Base):
+    """One request through the egress proxy (seed 002's ``route_request_log``): which route,
+    environment and app, which certificate version was presented, over which TLS, what came
+    back. Never a key, passphrase, token, header value or query string. Written in batches off
+    the request path; kept ``MUTLS_EGRESS_REQUEST_LOG_DAYS``.
+    """
+
+    __tablename__ = "egress_requests"
+    __table_args__ = (
+        Index("ix_egress_requests_at", "at"),
+        Index("ix_egress_requests_route_at", "route_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    namespace: Mapped[str] = mapped_column(String(32))
+    route_id: Mapped[str | None] = mapped_column(String(32))
+    route_name: Mapped[str] = mapped_column(String(64))
+    environment: Mapped[str | None] = mapped_column(String(64))
+    token_id: Mapped[str | None] = mapped_column(String(32))
+    client_ip: Mapped[str | None] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(String(512))
+    status: Mapped[int] = mapped_column(Integer)
+    code: Mapped[str] = mapped_column(String(64))
+    upstream_status: Mapped[int | None] = mapped_column(Integer)
+    certificate_secret_id: Mapped[str | None] = mapped_column(String(32))
+    certificate_version: Mapped[int | None] = mapped_column(Integer)
+    certificate_fingerprint: Mapped[str | None] = mapped_column(String(95))
+    certificate_serial: Mapped[str | None] = mapped_column(String(42))
+    oauth2_secret_id: Mapped[str | None] = mapped_column(String(32))
+    oauth2_token: Mapped[str | None] = mapped_column(String(16))
+    tls_version: Mapped[str | None] = mapped_column(String(16))
+    tls_cipher: Mapped[str | None] = mapped_column(String(64))
+    connection_reused: Mapped[bool | None] = mapped_column(Boolean)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    bytes_sent: Mapped[int] = mapped_column(Integer, default=0)
+    bytes_received: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class MasterKeyRecord(Base):

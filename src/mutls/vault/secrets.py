@@ -31,9 +31,10 @@ from mutls.errors import (
     ResourceInUse,
     SecretNotFound,
 )
+from mutls.policy.templates import parse_template
 from mutls.store.database import Database
 from mutls.store.ids import new_id
-from mutls.store.models import PLATFORM, SYSTEM, Secret, SecretValue
+from mutls.store.models import PLATFORM, SYSTEM, EgressRoute, Secret, SecretValue
 from mutls.vault.envelope import Sealed, open_sealed, seal
 from mutls.vault.keysource import KeySource
 from mutls.vault.masterkeys import active_keyring, binding_of
@@ -49,8 +50,11 @@ __all__ = [
     "delete_value",
     "get_secret",
     "list_secrets",
+    "owner_namespace",
     "reveal_secret",
+    "secret_in_namespace",
     "set_value",
+    "update_secret",
 ]
 
 DEFAULT_ENVIRONMENT = "production"
@@ -90,6 +94,7 @@ class SecretView:
     created_by: str
     updated_at: datetime
     environments: dict[str, EnvironmentView] = field(default_factory=dict)
+    strict_expiry_enforcement: bool = False
 
     @property
     def default_environment(self) -> str | None:
@@ -159,6 +164,24 @@ def _namespace(session: Session, principal: Principal, account_id: str | None) -
     return find_account(session, principal, account_id).id
 
 
+def owner_namespace(session: Session, principal: Principal, account_id: str | None) -> str:
+    """The namespace a caller's new resource goes to: its own account's, or (for platform-wide
+    callers) the named account's or the platform's. Egress routes live beside their secrets."""
+    return _namespace(session, principal, account_id)
+
+
+def secret_in_namespace(session: Session, namespace: str, ref: str) -> Secret | None:
+    """A non-internal secret of ``namespace`` by id or name, or None."""
+    secret = session.get(Secret, ref)
+    if secret is not None:
+        return secret if secret.namespace == namespace and not secret.internal else None
+    return session.execute(
+        select(Secret).where(
+            Secret.namespace == namespace, Secret.name == ref, Secret.internal.is_(False)
+        )
+    ).scalar()
+
+
 def _find(
     session: Session,
     principal: Principal,
@@ -211,6 +234,7 @@ def _view(secret: Secret, now: datetime) -> SecretView:
         created_by=secret.created_by,
         updated_at=secret.updated_at,
         environments=dict(sorted(environments.items())),
+        strict_expiry_enforcement=bool(secret.strict_expiry_enforcement),
     )
 
 
@@ -308,9 +332,13 @@ def create_secret(
     description: str = "",
     account_id: str | None = None,
     internal: bool = False,
+    strict_expiry_enforcement: bool = False,
     now: datetime,
 ) -> SecretView:
-    """Create a secret with a value for one or more environments, all or nothing."""
+    """Create a secret with a value for one or more environments, all or nothing.
+
+    ``strict_expiry_enforcement``: the egress proxy refuses to use an expired certificate of
+    this secret (``secret_expired``) instead of using it with a warning."""
     principal.require(Permission.SECRETS_WRITE)
     kind = _secret_type(secret_type)
     if not SECRET_NAME.fullmatch(name):
@@ -318,13 +346,7 @@ def create_secret(
             "expected a secret name of letters, digits, '_', '.' and '-' (up to 128), like "
             f"bank_api_certificate; found {name!r}"
         )
-    if len(description) > MAX_DESCRIPTION:
-        raise InvalidArgument(
-            f"expected a description of at most {MAX_DESCRIPTION} characters; "
-            f"found {len(description)}"
-        )
-    if any((ord(c) < 32 and c not in "\t\n") or ord(c) == 127 for c in description):
-        raise InvalidArgument("expected a description of printable text; found control characters")
+    _check_description(description)
     if not values:
         raise InvalidArgument("expected a value for at least one environment; found none")
     prepared = _prepare_all(kind, values, now)
@@ -344,6 +366,7 @@ def create_secret(
                 secret_type=kind.value,
                 description=description,
                 internal=internal,
+                strict_expiry_enforcement=strict_expiry_enforcement,
                 created_at=now,
                 created_by=principal.actor,
                 updated_at=now,
@@ -368,6 +391,7 @@ def create_secret(
                     "name": name,
                     "secret_type": kind.value,
                     "environments": sorted(prepared),
+                    "strict_expiry_enforcement": strict_expiry_enforcement,
                     **_fingerprints(prepared),
                 },
                 now=now,
@@ -375,6 +399,60 @@ def create_secret(
             return _view(secret, now)
     except IntegrityError:
         raise taken from None
+
+
+def _check_description(description: str) -> None:
+    if len(description) > MAX_DESCRIPTION:
+        raise InvalidArgument(
+            f"expected a description of at most {MAX_DESCRIPTION} characters; "
+            f"found {len(description)}"
+        )
+    if any((ord(c) < 32 and c not in "\t\n") or ord(c) == 127 for c in description):
+        raise InvalidArgument("expected a description of printable text; found control characters")
+
+
+def update_secret(
+    db: Database,
+    principal: Principal,
+    ref: str,
+    *,
+    description: str | None = None,
+    strict_expiry_enforcement: bool | None = None,
+    now: datetime,
+) -> SecretView:
+    """Change a secret's settings (not its values): the fields given, keep the rest. Audited as
+    ``secret.settings`` with each change; a call that changes nothing writes nothing."""
+    principal.require(Permission.SECRETS_WRITE)
+    if description is not None:
+        _check_description(description)
+    with db.write() as session:
+        secret = _find(session, principal, ref)
+        changed: dict[str, object] = {}
+        if description is not None and description != secret.description:
+            changed["description"] = {"before": secret.description, "after": description}
+            secret.description = description
+        if (
+            strict_expiry_enforcement is not None
+            and strict_expiry_enforcement != secret.strict_expiry_enforcement
+        ):
+            changed["strict_expiry_enforcement"] = {
+                "before": secret.strict_expiry_enforcement,
+                "after": strict_expiry_enforcement,
+            }
+            secret.strict_expiry_enforcement = strict_expiry_enforcement
+        if changed:
+            secret.updated_at = now
+            record(
+                session,
+                principal=principal,
+                action="secret.settings",
+                account_id=secret.account_id,
+                resource_type="secret",
+                resource_id=secret.id,
+                details={"name": secret.name, "changed": changed},
+                now=now,
+            )
+        return _view(secret, now)
 
 
 def _fingerprints(prepared: Mapping[str, Prepared]) -> dict[str, object]:
@@ -482,6 +560,14 @@ def delete_secret(db: Database, principal: Principal, ref: str, *, now: datetime
             ).scalars()
             if any(v.current and v.meta.get("certificate_secret_id") == secret.id for v in s.values)
         ]
+        routes = _egress_routes_using(session, secret)
+        if routes:
+            raise ResourceInUse(
+                f"expected no egress route to use {secret.name!r}; route(s) "
+                f"{', '.join(routes)} use it",
+                hint="point those routes at another secret (`mutls egress route update`), or "
+                "delete them first",
+            )
         if users:
             raise ResourceInUse(
                 f"expected no secret to use {secret.name!r}; oauth2 secret(s) "
@@ -506,6 +592,23 @@ def delete_secret(db: Database, principal: Principal, ref: str, *, now: datetime
             now=now,
         )
         session.delete(secret)
+
+
+def _egress_routes_using(session: Session, secret: Secret) -> list[str]:
+    """Names of the egress routes that refer to ``secret`` (by id, or by name in a header)."""
+    names: list[str] = []
+    rows = session.execute(
+        select(EgressRoute).where(EgressRoute.namespace == secret.namespace)
+    ).scalars()
+    for row in rows:
+        ids = {row.certificate_secret_id, row.oauth2_secret_id, row.ca_bundle_secret_id}
+        in_headers = any(
+            secret.name in parse_template(template).secrets
+            for template in (row.headers or {}).values()
+        )
+        if secret.id in ids or in_headers:
+            names.append(row.name)
+    return sorted(names)
 
 
 def get_secret(db: Database, principal: Principal, ref: str, *, now: datetime) -> SecretView:

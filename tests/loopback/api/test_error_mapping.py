@@ -17,6 +17,7 @@ from mutls.errors import (
     AuthError,
     CAStateError,
     CertificateQuotaExceeded,
+    EgressError,
     MutlsError,
     PolicyViolation,
     RuleViolation,
@@ -24,7 +25,7 @@ from mutls.errors import (
     all_error_classes,
 )
 
-ABSTRACT = {MutlsError, AuthError, CAStateError, UpstreamError}
+ABSTRACT = {MutlsError, AuthError, CAStateError, UpstreamError, EgressError}
 
 
 def instance(cls: type[MutlsError]) -> MutlsError:

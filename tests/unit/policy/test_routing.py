@@ -342,10 +342,12 @@ def is_segment_prefix(prefix: str, path: str) -> bool:
     return prefix in {"/", path} or path.startswith(prefix + "/")
 
 
-def host_kind(r: Route) -> int:
+def host_kind(r: Route) -> tuple[int, int]:
+    """Exact host over wildcard over any host; among wildcards, the one with more labels
+    (``*.b.example.com`` before ``*.example.com``), as a server_name would pick."""
     if r.host is None:
-        return 0
-    return 1 if r.host.startswith("*.") else 2
+        return (0, 0)
+    return (1, r.host.count(".")) if r.host.startswith("*.") else (2, 0)
 
 
 def matches_alone(r: Route, host: str, path: str, header: Header) -> bool:

@@ -7,9 +7,9 @@ import contextlib
 import pytest
 from OpenSSL import SSL
 
-from mutls.gateway.tlsio import TlsPipe
 from mutls.pki.authority import Profile
 from mutls.testing import TestCA
+from mutls.tls.pipe import TlsPipe
 
 
 @pytest.fixture(scope="module")
