@@ -21,7 +21,8 @@ MUTLS_SERVER_NAMES         localhost,127.0.0.1 and the     names in the TLS serv
 =========================  ==============================  =================================
 
 The mTLS gateway's settings (``MUTLS_GATEWAY_*``) are read by :meth:`GatewaySettings.from_env`;
-docs/gateway.md lists them.
+docs/gateway.md lists them. The egress proxy's (``MUTLS_EGRESS_*``) by
+:meth:`EgressSettings.from_env`; docs/egress.md lists them.
 
 ``MUTLS_PUBLIC_URL`` is written into every issued certificate (CRL distribution point
 ``<url>/ca/platform/crl``, OCSP ``<url>/ca/platform/ocsp``) and cannot be changed in a certificate
@@ -40,7 +41,14 @@ from urllib.parse import urlsplit
 
 from mutls.errors import InvalidArgument
 
-__all__ = ["GatewayListen", "GatewaySettings", "Settings", "parse_listen", "parse_public_url"]
+__all__ = [
+    "EgressSettings",
+    "GatewayListen",
+    "GatewaySettings",
+    "Settings",
+    "parse_listen",
+    "parse_public_url",
+]
 
 DEFAULT_API_PORT = 7000
 DEFAULT_RENEW_LISTEN = "0.0.0.0:8444"
@@ -411,3 +419,100 @@ def parse_gateway_listeners(value: str) -> tuple[GatewayListen, ...]:
     if not listeners:
         raise InvalidArgument(f"expected at least one host:port in {variable}; found {value!r}")
     return tuple(listeners)
+
+
+# --- the egress proxy --------------------------------------------------------------------------
+
+DEFAULT_EGRESS_LISTEN = "127.0.0.1:7080"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EgressSettings:
+    """``MUTLS_EGRESS_*``: the egress proxy's listener, limits and timeouts.
+
+    The listener is plain HTTP for the company's own apps, so it binds to loopback by default;
+    every request still needs an ``app`` token. Bodies stream in both directions, so the body
+    limit bounds what a request may send in total, not what is held in memory.
+    """
+
+    listen: tuple[str, int] = ("127.0.0.1", 7080)
+    workers: int = 1
+    access_log: bool = True
+    request_log: bool = True
+    """Write each request to the ``egress_requests`` table (seed 002's request log)."""
+    request_log_days: int = 30
+    usage_audit_seconds: float = 300.0
+    """How often secret use is written to the audit log (one ``secret.use`` row per secret)."""
+    metrics_listen: tuple[str, int] | None = ("127.0.0.1", 9191)
+    max_header_bytes: int = 32 * 1024
+    max_body_bytes: int = 4 * 1024 * 1024 * 1024
+    max_connections: int = 10_000
+    """Per worker, from apps."""
+    max_idle_per_partner: int = 64
+    """Idle keep-alive connections kept per (partner, TLS context)."""
+    read_timeout: float = 30.0
+    idle_timeout: float = 75.0
+    connect_timeout: float = 10.0
+    """TCP connect plus TLS handshake to the partner: ``partner_timeout`` after this long."""
+    timeout: float = 60.0
+    """From the request's end until the partner's answer starts (a route's ``timeout_seconds``
+    overrides it): ``partner_timeout``."""
+    partner_idle_seconds: float = 50.0
+    """A pooled partner connection unused this long is closed (partners often close at 60 s)."""
+    drain_seconds: float = 10.0
+    poll_seconds: float = 0.5
+
+    @property
+    def address(self) -> str:
+        host, port = self.listen
+        return f"{f'[{host}]' if ':' in host else host}:{port}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> EgressSettings:
+        env = os.environ if environ is None else environ
+        flags: dict[str, bool] = {}
+        for variable in ("MUTLS_EGRESS_ACCESS_LOG", "MUTLS_EGRESS_REQUEST_LOG"):
+            value = (env.get(variable) or "on").strip().lower()
+            if value not in {"on", "off"}:
+                raise InvalidArgument(f"expected {variable} on or off; found {value!r}")
+            flags[variable] = value == "on"
+        return cls(
+            listen=parse_listen(
+                (env.get("MUTLS_EGRESS_LISTEN") or DEFAULT_EGRESS_LISTEN).strip(),
+                variable="MUTLS_EGRESS_LISTEN",
+            ),
+            workers=_positive_int(env.get("MUTLS_EGRESS_WORKERS"), 1, "MUTLS_EGRESS_WORKERS"),
+            access_log=flags["MUTLS_EGRESS_ACCESS_LOG"],
+            request_log=flags["MUTLS_EGRESS_REQUEST_LOG"],
+            request_log_days=_positive_int(
+                env.get("MUTLS_EGRESS_REQUEST_LOG_DAYS"), 30, "MUTLS_EGRESS_REQUEST_LOG_DAYS"
+            ),
+            usage_audit_seconds=_seconds(env, "MUTLS_EGRESS_USAGE_AUDIT_SECONDS", 300.0),
+            metrics_listen=_optional_listen(
+                env.get("MUTLS_EGRESS_METRICS_LISTEN") or "127.0.0.1:9191",
+                "MUTLS_EGRESS_METRICS_LISTEN",
+            ),
+            max_header_bytes=_positive_int(
+                env.get("MUTLS_EGRESS_MAX_HEADER_BYTES"), 32 * 1024, "MUTLS_EGRESS_MAX_HEADER_BYTES"
+            ),
+            max_body_bytes=_positive_int(
+                env.get("MUTLS_EGRESS_MAX_BODY_BYTES"),
+                4 * 1024 * 1024 * 1024,
+                "MUTLS_EGRESS_MAX_BODY_BYTES",
+            ),
+            max_connections=_positive_int(
+                env.get("MUTLS_EGRESS_MAX_CONNECTIONS"), 10_000, "MUTLS_EGRESS_MAX_CONNECTIONS"
+            ),
+            max_idle_per_partner=_positive_int(
+                env.get("MUTLS_EGRESS_MAX_IDLE_PER_PARTNER"),
+                64,
+                "MUTLS_EGRESS_MAX_IDLE_PER_PARTNER",
+            ),
+            read_timeout=_seconds(env, "MUTLS_EGRESS_READ_TIMEOUT", 30.0),
+            idle_timeout=_seconds(env, "MUTLS_EGRESS_IDLE_TIMEOUT", 75.0),
+            connect_timeout=_seconds(env, "MUTLS_EGRESS_CONNECT_TIMEOUT", 10.0),
+            timeout=_seconds(env, "MUTLS_EGRESS_TIMEOUT", 60.0),
+            partner_idle_seconds=_seconds(env, "MUTLS_EGRESS_PARTNER_IDLE_SECONDS", 50.0),
+            drain_seconds=_seconds(env, "MUTLS_EGRESS_DRAIN_SECONDS", 10.0),
+            poll_seconds=_seconds(env, "MUTLS_EGRESS_POLL_SECONDS", 0.5),
+        )

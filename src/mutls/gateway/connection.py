@@ -51,7 +51,7 @@ from mutls.tls.pipe import TlsPipe
 if TYPE_CHECKING:
     from mutls.gateway.worker import ListenerState, Worker
 
-__all__ = ["ClientConnection", "Exchange"]
+__all__ = ["ClientConnection", "Exchange", "request_path"]
 
 log = logging.getLogger("mutls.gateway")
 
@@ -61,7 +61,7 @@ _REFUSED_IN_PATH = re.compile(r"[\x00-\x1f\x7f\\]")
 _MAX_PIPELINE_BUFFER = 1024 * 1024
 
 
-def _request_path(target: bytes) -> str | None:
+def request_path(target: bytes) -> str | None:
     """The decoded path routes are matched on, or None if the target must be refused.
 
     Dot segments, backslashes and control characters are refused rather than normalised: the
@@ -422,7 +422,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _start(self, exchange: Exchange) -> None:
         worker = self.worker
-        path = _request_path(exchange.target)
+        path = request_path(exchange.target)
         if path is None:
             self._answer(
                 exchange,
@@ -781,6 +781,9 @@ class _Sink:
     def upstream_done(self, reusable: bool, client_must_close: bool) -> None:
         del reusable  # the pool has already kept or dropped the upstream connection
         self.connection.upstream_done(self.exchange, client_must_close)
+
+    def head_extra(self) -> bytes:
+        return b""
 
     def closes_after(self) -> bool:
         connection = self.connection

@@ -1,23 +1,19 @@
 """Run the gateway: bind the listeners, fork N workers that share them, serve metrics, stop.
 
-The parent binds every listener once, then forks the workers, which inherit the listening sockets
-and accept from them (as nginx's workers do). Each worker is a single-threaded uvloop with its own
-database connection, snapshot and upstream pool, so nothing is shared on the request path. The
-parent restarts a worker that dies, forwards SIGTERM/SIGINT (graceful drain) and SIGHUP
-(certificate reload), and serves ``/metrics`` summed over the workers.
+The parent binds every listener once, then forks the workers (``runtime.workers``), which inherit
+the listening sockets and accept from them (as nginx's workers do). Each worker is a
+single-threaded uvloop with its own database connection, snapshot and upstream pool, so nothing is
+shared on the request path. The parent restarts a worker that dies, forwards SIGTERM/SIGINT
+(graceful drain) and SIGHUP (certificate reload), and serves ``/metrics`` summed over the workers.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
-import os
 import signal
 import socket
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvloop
@@ -29,12 +25,11 @@ from mutls.gateway.snapshot import load_snapshot
 from mutls.gateway.worker import Worker
 from mutls.runtime.listeners import bind
 from mutls.runtime.platform import Platform
+from mutls.runtime.workers import WorkerProcesses
 
 __all__ = ["GatewayProcesses", "prepare_gateway", "run_gateway", "serve_metrics"]
 
 log = logging.getLogger("mutls.gateway")
-
-_PR_SET_PDEATHSIG = 1
 
 
 def _server_identity(platform: Platform, settings: GatewaySettings) -> ServerIdentity:
@@ -57,18 +52,27 @@ def _server_identity(platform: Platform, settings: GatewaySettings) -> ServerIde
     )
 
 
-@dataclass
 class GatewayProcesses:
     """The bound listeners and the worker processes serving them."""
 
-    platform: Platform
-    settings: GatewaySettings
-    identity: ServerIdentity
-    sockets: list[socket.socket]
-    run_dir: Path
-    children: dict[int, int] = field(default_factory=dict)
-    """pid -> worker slot."""
-    stopping: bool = False
+    def __init__(
+        self,
+        *,
+        platform: Platform,
+        settings: GatewaySettings,
+        identity: ServerIdentity,
+        sockets: list[socket.socket],
+        run_dir: Path,
+    ) -> None:
+        self.platform, self.settings, self.identity = platform, settings, identity
+        self.sockets, self.run_dir = sockets, run_dir
+        self.workers = WorkerProcesses(
+            name="gateway",
+            count=settings.workers,
+            sockets=sockets,
+            main=self._worker_main,
+            drain_seconds=settings.drain_seconds,
+        )
 
     @property
     def urls(self) -> list[str]:
@@ -86,27 +90,9 @@ class GatewayProcesses:
             )
 
     def start(self) -> None:
-        for slot in range(self.settings.workers):
-            self._spawn(slot)
-
-    def _spawn(self, slot: int) -> None:
-        pid = os.fork()
-        if pid == 0:  # the worker
-            code = 1
-            try:
-                code = self._worker_main()
-            except BaseException:
-                log.exception("gateway worker %s crashed", os.getpid())
-            finally:
-                logging.shutdown()
-                os._exit(code)
-        self.children[pid] = slot
+        self.workers.start()
 
     def _worker_main(self) -> int:
-        with contextlib.suppress(Exception):  # not Linux: no parent-death signal
-            ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)  # die with the parent
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_DFL)
         platform = self.platform
         platform.db.engine.dispose(close=False)  # the parent's connections are not ours
         snapshot = load_snapshot(platform.db, now=platform.clock())
@@ -127,48 +113,14 @@ class GatewayProcesses:
         return 0
 
     def reap(self, *, block: bool) -> None:
-        """Collect exited workers; restart them unless stopping."""
-        while self.children:
-            try:
-                pid, status = os.waitpid(-1, 0 if block else os.WNOHANG)
-            except ChildProcessError:
-                self.children.clear()
-                return
-            if pid == 0:
-                return
-            slot = self.children.pop(pid, None)
-            if slot is None:
-                continue
-            if not self.stopping:
-                log.error(
-                    "gateway worker %s exited (%s); starting a new one",
-                    pid,
-                    os.waitstatus_to_exitcode(status),
-                )
-                time.sleep(0.2)
-                self._spawn(slot)
+        self.workers.reap(block=block)
 
     def signal_workers(self, signum: int) -> None:
-        for pid in list(self.children):
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                self.children.pop(pid, None)
+        self.workers.signal_workers(signum)
 
     def stop(self) -> None:
         """Drain: workers finish what is in flight (MUTLS_GATEWAY_DRAIN_SECONDS), then exit."""
-        self.stopping = True
-        # Close our copies first: once the workers close theirs, new connections are refused
-        # instead of queueing on a socket nobody accepts from any more.
-        for sock in self.sockets:
-            sock.close()
-        self.signal_workers(signal.SIGTERM)
-        deadline = time.monotonic() + self.settings.drain_seconds + 5
-        while self.children and time.monotonic() < deadline:
-            self.reap(block=False)
-            time.sleep(0.05)
-        self.signal_workers(signal.SIGKILL)
-        self.reap(block=True)
+        self.workers.stop()
 
 
 def prepare_gateway(platform: Platform, settings: GatewaySettings) -> GatewayProcesses:

@@ -18,6 +18,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Generic, Protocol, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -37,7 +38,7 @@ from mutls.routing.service import load_route_table
 from mutls.store.database import Database
 from mutls.store.models import Account, AuditHead, CertificateAuthority, IssuedCertificate
 
-__all__ = ["CHANNEL", "SnapshotWatcher", "load_snapshot", "store_revision"]
+__all__ = ["CHANNEL", "Revisioned", "SnapshotWatcher", "load_snapshot", "store_revision"]
 
 log = logging.getLogger("mutls.gateway")
 
@@ -126,8 +127,19 @@ def load_snapshot(db: Database, *, now: datetime) -> GatewaySnapshot:
     )
 
 
-class SnapshotWatcher:
+class Revisioned(Protocol):
+    @property
+    def revision(self) -> int: ...
+
+
+S = TypeVar("S", bound=Revisioned)
+
+
+class SnapshotWatcher(Generic[S]):
     """Calls ``on_change`` (in the event loop) with a fresh snapshot whenever the revision moves.
+
+    ``load(now)`` builds the snapshot: the gateway's :func:`load_snapshot`, or the egress
+    proxy's loader; both data planes share this watcher.
 
     ``poll_seconds`` is the revision poll (SQLite) and the safety net (PostgreSQL, which is woken
     by ``LISTEN`` at once). Reloads run in a worker thread so the event loop never blocks on the
@@ -139,11 +151,12 @@ class SnapshotWatcher:
         db: Database,
         *,
         clock: Callable[[], datetime],
-        on_change: Callable[[GatewaySnapshot], None],
-        current: GatewaySnapshot,
+        on_change: Callable[[S], None],
+        current: S,
+        load: Callable[[datetime], S],
         poll_seconds: float = 0.5,
     ) -> None:
-        self._db, self._clock, self._on_change = db, clock, on_change
+        self._db, self._clock, self._on_change, self._load = db, clock, on_change, load
         self._revision = current.revision
         self._poll = poll_seconds if db.engine.dialect.name == "sqlite" else max(poll_seconds, 5.0)
         self._wake = asyncio.Event()
@@ -171,11 +184,11 @@ class SnapshotWatcher:
             revision = await asyncio.to_thread(store_revision, self._db)
             if revision == self._revision:
                 return
-            snapshot = await asyncio.to_thread(load_snapshot, self._db, now=self._clock())
+            snapshot = await asyncio.to_thread(self._load, self._clock())
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("gateway snapshot reload failed; keeping revision %s", self._revision)
+            log.exception("snapshot reload failed; keeping revision %s", self._revision)
             return
         self._revision = snapshot.revision
         self._on_change(snapshot)

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import re
 from collections import deque
+from collections.abc import Hashable
 from typing import Protocol, cast
 
 import httptools
@@ -20,7 +21,7 @@ import httptools
 from mutls.errors import UpstreamUnavailable
 from mutls.policy.routing import Upstream
 
-__all__ = ["ResponseSink", "UpstreamConnection", "UpstreamPool"]
+__all__ = ["ConnectionPool", "ResponseSink", "UpstreamConnection", "UpstreamPool", "rewrite_head"]
 
 log = logging.getLogger("mutls.gateway")
 
@@ -36,6 +37,14 @@ class ResponseSink(Protocol):
     def upstream_failed(self, started: bool) -> None: ...
     def upstream_paused(self, paused: bool) -> None: ...
     def closes_after(self) -> bool: ...
+    def head_extra(self) -> bytes: ...
+
+
+class ConnectionPool(Protocol):
+    """Where a finished connection goes back (the gateway's pool, the egress proxy's)."""
+
+    def release(self, connection: UpstreamConnection) -> None: ...
+    def forget(self, connection: UpstreamConnection) -> None: ...
 
 
 _HOP_BY_HOP = re.compile(rb"\r\n(?:connection|keep-alive|proxy-connection)[ \t]*:[^\r\n]*", re.I)
@@ -43,17 +52,22 @@ _FRAMING = re.compile(rb"\r\n(?:content-length|transfer-encoding)[ \t]*:", re.I)
 MAX_RESPONSE_HEAD = 64 * 1024
 
 
-def rewrite_head(head: bytes, *, close: bool) -> bytes:
-    """A response head without the upstream's hop-by-hop headers, plus ``Connection: close``
-    when the gateway will close the client's connection after this answer."""
+def rewrite_head(head: bytes, *, close: bool, extra: bytes = b"") -> bytes:
+    """A response head without the upstream's hop-by-hop headers, plus ``extra`` header lines
+    and ``Connection: close`` when the client's connection closes after this answer."""
     head = _HOP_BY_HOP.sub(b"", head)
     if close:
-        return head[:-2] + b"Connection: close\r\n\r\n"
+        extra += b"Connection: close\r\n"
+    if extra:
+        return head[:-2] + extra + b"\r\n"
     return head
 
 
 class UpstreamConnection(asyncio.Protocol):
-    def __init__(self, pool: UpstreamPool, upstream: Upstream) -> None:
+    """One plain HTTP/1.1 connection and the relay of its answers; ``upstream`` is its pool key.
+    The egress proxy's partner connections subclass it with TLS underneath."""
+
+    def __init__(self, pool: ConnectionPool, upstream: Hashable) -> None:
         self.pool = pool
         self.upstream = upstream
         self.transport: asyncio.Transport | None = None
@@ -144,7 +158,7 @@ class UpstreamConnection(asyncio.Protocol):
             client_close = sink.closes_after() or not (
                 self._framed or self._head_only or status in (204, 304)
             )
-            out.append(rewrite_head(head, close=client_close))
+            out.append(rewrite_head(head, close=client_close, extra=sink.head_extra()))
             sink.upstream_head(status)
         self._head = b""
         out.append(buffered)
@@ -220,7 +234,7 @@ class UpstreamPool:
     """Idle keep-alive connections per upstream, newest first (warm ones get reused)."""
 
     def __init__(self, *, connect_timeout: float) -> None:
-        self._idle: dict[Upstream, deque[UpstreamConnection]] = {}
+        self._idle: dict[Hashable, deque[UpstreamConnection]] = {}
         self._connect_timeout = connect_timeout
 
     def take_idle(self, upstream: Upstream) -> UpstreamConnection | None:

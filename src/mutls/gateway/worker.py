@@ -21,7 +21,7 @@ from mutls.gateway.connection import ClientConnection, Exchange, access_line
 from mutls.gateway.identity import ServerIdentity
 from mutls.gateway.metrics import WorkerStats
 from mutls.gateway.peer import PeerCache
-from mutls.gateway.snapshot import SnapshotWatcher
+from mutls.gateway.snapshot import SnapshotWatcher, load_snapshot
 from mutls.gateway.upstream import UpstreamPool
 from mutls.policy.snapshot import GatewaySnapshot
 from mutls.store.database import Database
@@ -171,6 +171,7 @@ class Worker:
             clock=self.clock,
             on_change=self.swap,
             current=self.snapshot,
+            load=lambda now: load_snapshot(self.db, now=now),
             poll_seconds=self.settings.poll_seconds,
         )
         tasks = [

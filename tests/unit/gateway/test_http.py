@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mutls.errors import RouteForbidden
-from mutls.gateway.connection import _request_path
+from mutls.gateway.connection import request_path
 from mutls.gateway.http import DROPPED_REQUEST_HEADERS, error_response, forward_head
 
 IDENTITY = b"X-Mutls-Account: acme\r\nClient-Cert: :AAAA:\r\n"
@@ -97,8 +97,8 @@ def test_a_401_names_an_authentication_scheme_and_can_close() -> None:
         (b"/a/b.c/..d", "/a/b.c/..d"),
     ],
 )
-def test_request_path_is_decoded_for_matching(target: bytes, path: str) -> None:
-    assert _request_path(target) == path
+def testrequest_path_is_decoded_for_matching(target: bytes, path: str) -> None:
+    assert request_path(target) == path
 
 
 @pytest.mark.parametrize(
@@ -116,13 +116,13 @@ def test_request_path_is_decoded_for_matching(target: bytes, path: str) -> None:
         b"/%ff",
     ],
 )
-def test_request_path_refuses_what_an_upstream_could_resolve_elsewhere(target: bytes) -> None:
-    assert _request_path(target) is None
+def testrequest_path_refuses_what_an_upstream_could_resolve_elsewhere(target: bytes) -> None:
+    assert request_path(target) is None
 
 
 @given(st.binary(max_size=64))
-def test_request_path_never_raises_and_never_returns_a_dot_segment(raw: bytes) -> None:
-    path = _request_path(b"/" + raw)
+def testrequest_path_never_raises_and_never_returns_a_dot_segment(raw: bytes) -> None:
+    path = request_path(b"/" + raw)
     if path is not None:
         assert "." not in path.split("/")
         assert ".." not in path.split("/")

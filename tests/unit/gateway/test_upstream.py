@@ -35,6 +35,9 @@ class Sink:
     def closes_after(self) -> bool:
         return self.closes
 
+    def head_extra(self) -> bytes:
+        return b""
+
 
 class Transport:
     def write(self, data: bytes) -> None: ...
