@@ -237,7 +237,7 @@ class UpstreamPool:
         self._idle: dict[Hashable, deque[UpstreamConnection]] = {}
         self._connect_timeout = connect_timeout
 
-    def take_idle(self, upstream: Upstream) -> UpstreamConnection | None:
+    def take_idle(self, upstream: Hashable) -> UpstreamConnection | None:
         idle = self._idle.get(upstream)
         while idle:
             connection = idle.pop()

@@ -72,13 +72,16 @@ def _key_file(pem: bytes) -> Iterator[str]:
         finally:
             os.close(fd)
         return
-    handle, path = tempfile.mkstemp(prefix="mutls-key-")  # pragma: no cover - non-Linux
-    try:  # pragma: no cover
-        os.write(handle, pem)
-        os.close(handle)
+    # No memfd (macOS, BSD): a 0600 file in a fresh 0700 directory, removed with the directory as
+    # soon as OpenSSL has read it. Callers only ever pass public certificates or encrypted keys.
+    with tempfile.TemporaryDirectory(prefix="mutls-key-") as directory:
+        path = str(Path(directory) / "material.pem")
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(handle, pem)
+        finally:
+            os.close(handle)
         yield path
-    finally:  # pragma: no cover
-        Path(path).unlink(missing_ok=True)
 
 
 def _load_identity(context: ssl.SSLContext, identity: Material) -> None:
@@ -142,6 +145,7 @@ def client_context(
     policy: TlsPolicy | None = None,
     check_hostname: bool = True,
     partial_chain: bool = False,
+    verify: bool = True,
 ) -> ssl.SSLContext:
     """A client context that verifies the server against ``cas`` (the system store when empty)
     and presents ``identity`` when given.
@@ -149,6 +153,9 @@ def client_context(
     ``partial_chain=True`` lets an intermediate in ``cas`` end the chain (OpenSSL's
     X509_V_FLAG_PARTIAL_CHAIN): right when ``cas`` came from the same download as our own
     certificate and names exactly the CA we expect, never for the system store.
+
+    ``verify=False`` checks neither the server's chain nor its name. Only for callers that were
+    asked for it by name and say so loudly (``mutls.client`` warns); never a default.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     _apply_policy(context, policy or TlsPolicy())
@@ -161,6 +168,10 @@ def client_context(
             context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     else:
         context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    if not verify:
+        # Hostname checking first: OpenSSL refuses CERT_NONE while it is on.
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
     if identity is not None:
         _load_identity(context, identity)
     return context
