@@ -114,6 +114,9 @@ def start_server(base: Path, *, extra_env: dict[str, str] | None = None) -> Serv
         MUTLS_GATEWAY_METRICS_LISTEN=f"127.0.0.1:{metrics_port}",
         MUTLS_GATEWAY_POLL_SECONDS="0.2",
         MUTLS_GATEWAY_WORKERS="1",
+        MUTLS_EGRESS_LISTEN=f"127.0.0.1:{_free_port()}",
+        MUTLS_EGRESS_METRICS_LISTEN=f"127.0.0.1:{_free_port()}",
+        MUTLS_EGRESS_POLL_SECONDS="0.2",
         MUTLS_LOG_LEVEL="debug",
     )
     env.update(extra_env or {})

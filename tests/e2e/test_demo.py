@@ -15,10 +15,13 @@ from tests.e2e.test_cli_platform import _clean_env, _free_port
 from tests.secretscan import register_secret
 
 START_TIMEOUT = 60
+EGRESS_PORT: dict[int, int] = {}
+"""The egress port of the demo on each API port (the same across a restart)."""
 
 
 def run_demo(tmp_path: Path, port: int) -> tuple[subprocess.Popen[bytes], Path]:
     out = tmp_path / f"demo-{time.monotonic_ns()}.out"
+    EGRESS_PORT.setdefault(port, _free_port())
     env = _clean_env()
     env["MUTLS_API_LISTEN"] = f"127.0.0.1:{port}"
     env["MUTLS_RENEW_LISTEN"] = f"127.0.0.1:{_free_port()}"
@@ -26,6 +29,8 @@ def run_demo(tmp_path: Path, port: int) -> tuple[subprocess.Popen[bytes], Path]:
     env["MUTLS_GATEWAY_METRICS_LISTEN"] = f"127.0.0.1:{_free_port()}"
     env["MUTLS_GATEWAY_WORKERS"] = "1"
     env["MUTLS_DEMO_UPSTREAM_LISTEN"] = f"127.0.0.1:{_free_port()}"
+    env["MUTLS_EGRESS_LISTEN"] = f"127.0.0.1:{EGRESS_PORT[port]}"
+    env["MUTLS_EGRESS_METRICS_LISTEN"] = f"127.0.0.1:{_free_port()}"
     with out.open("wb") as sink:
         proc = subprocess.Popen(
             [str(MUTLS), "demo", "--data-dir", str(tmp_path / "demo-data")],
@@ -77,6 +82,20 @@ def test_demo_serves_demo_data_and_resumes(tmp_path: Path) -> None:
         # The unauthenticated twin: the demo is no open door.
         refused = httpx.get(f"{url}/admin/secrets")
         assert refused.status_code == 401
+        # The consumer side calls the provider side: egress proxy -> mTLS gateway -> upstream.
+        printed = out.read_text()
+        app_token = printed.split("export APP_TOKEN=", 1)[1].split()[0]
+        register_secret(app_token)
+        egress = f"http://127.0.0.1:{EGRESS_PORT[port]}/acme-api"
+        through = httpx.get(f"{egress}/v2/accounts", headers={"X-Mutls-Token": app_token})
+        assert through.status_code == 200, through.text
+        assert "acme-bank" in through.text
+        forbidden = httpx.get(f"{egress}/v1/accounts", headers={"X-Mutls-Token": app_token})
+        assert forbidden.status_code == 403
+        assert forbidden.json()["error"]["code"] == "route_forbidden"  # the gateway's answer
+        assert "x-mutls-error" not in forbidden.headers
+        no_token = httpx.get(f"{egress}/v2/accounts")
+        assert no_token.status_code == 401
     finally:
         assert stop(proc) == 0
     printed = out.read_text()

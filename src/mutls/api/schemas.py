@@ -50,6 +50,7 @@ __all__ = [
     "SecretList",
     "SecretOut",
     "SecretType",
+    "SecretUpdate",
     "SecretValueFields",
     "TokenCreate",
     "TokenCreated",
@@ -196,6 +197,11 @@ class SecretCreate(SecretValueFields):
     environments: dict[EnvironmentName, SecretValueFields] | None = Field(
         default=None, max_length=32
     )
+    strict_expiry_enforcement: bool = Field(
+        default=False,
+        description="the egress proxy refuses an expired certificate of this secret "
+        "(secret_expired) instead of using it with a warning",
+    )
 
     @model_validator(mode="after")
     def _one_shape(self) -> SecretCreate:
@@ -210,7 +216,14 @@ class SecretCreate(SecretValueFields):
 
     def inline_fields(self) -> dict[str, object]:
         fields = self.to_fields()
-        for key in ("name", "secret_type", "description", "account_id", "environment"):
+        for key in (
+            "name",
+            "secret_type",
+            "description",
+            "account_id",
+            "environment",
+            "strict_expiry_enforcement",
+        ):
             fields.pop(key, None)
         fields.pop("environments", None)
         return fields
@@ -241,6 +254,20 @@ class SecretOut(BaseModel):
     )
     metadata: dict[str, Any] = Field(description="the default environment's metadata")
     environments: dict[str, EnvironmentOut]
+    strict_expiry_enforcement: bool = Field(
+        description="the egress proxy refuses an expired certificate of this secret"
+    )
+
+
+class SecretUpdate(Request):
+    """A secret's settings (not its values): fields left out keep their value."""
+
+    description: Multiline | None = Field(default=None, description="for people")
+    strict_expiry_enforcement: bool | None = Field(
+        default=None,
+        description="true: the egress proxy refuses an expired certificate of this secret "
+        "(secret_expired); false: it uses one with a warning",
+    )
 
 
 class SecretList(BaseModel):
@@ -296,6 +323,16 @@ class TokenCreate(Request):
     account_id: Line | None = None
     user_id: Line | None = None
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+    default_environment: EnvironmentName | None = Field(
+        default=None,
+        description="app tokens: the environment the egress proxy uses for a request without "
+        "X-Mutls-Environment (else production, or the one environment of environments)",
+    )
+    environments: list[EnvironmentName] = Field(
+        default_factory=list,
+        max_length=32,
+        description="app tokens: the only environments the token may use; empty: any",
+    )
 
 
 class TokenOut(BaseModel):
@@ -311,6 +348,12 @@ class TokenOut(BaseModel):
     revoked_at: datetime | None
     last_used_at: datetime | None
     last_used_ip: str | None
+    default_environment: str | None = Field(
+        description="app tokens: the egress proxy's environment when a request names none"
+    )
+    environments: list[str] = Field(
+        description="app tokens: the environments the token may use; empty: any"
+    )
 
 
 class TokenCreated(TokenOut):

@@ -244,20 +244,43 @@ def token_create(
         int | None,
         typer.Option("--expires-in-days", min=1, max=3650, show_default=False),
     ] = None,
+    environment: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--environment",
+            help="App tokens: an environment the token may use with the egress proxy "
+            "(repeatable); none: any.",
+            show_default=False,
+        ),
+    ] = None,
+    default_environment: Annotated[
+        str | None,
+        typer.Option(
+            "--default-environment",
+            help="App tokens: the environment of a request without X-Mutls-Environment (else "
+            "production, or the only --environment).",
+            show_default=False,
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Create an API token. It is printed once, alone on stdout, and never shown again.
 
     Capture it straight into a file: `mutls token create --name ci --role auditor > ci.token`.
+    An app token for the egress proxy's sandbox only:
+    `mutls token create --name billing --role app --environment sandbox > billing.token`.
     """
     body: dict[str, object] = {"name": name, "role": role}
     for key, value in (
         ("account_id", account),
         ("user_id", user),
         ("expires_in_days", expires_in_days),
+        ("default_environment", default_environment),
     ):
         if value is not None:
             body[key] = value
+    if environment:
+        body["environments"] = list(environment)
     with api_client(ctx) as client:
         created = client.post("/admin/tokens", body)
     if json_output:
@@ -268,6 +291,12 @@ def token_create(
         f"[green]✓[/] created token {_escape(created['name'])} ({created['id']}), role "
         f"{created['role']}, {scope}; expires {_when(created.get('expires_at') or 'never')}"
     )
+    if created.get("environments") or created.get("default_environment"):
+        allowed = ", ".join(created.get("environments") or []) or "any"
+        err_console.print(
+            f"  environments {_escape(allowed)}; default "
+            f"{_escape(created.get('default_environment') or 'production')}"
+        )
     err_console.print("[bold]This is the only time the token is shown[/]; store it now.")
     # Plain print, not Rich: nothing may wrap, colour or decorate the token.
     print(created["token"], flush=True)

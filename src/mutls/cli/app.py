@@ -15,6 +15,7 @@ from mutls.cli import (
     certs,
     csr,
     db,
+    egress,
     gateway,
     platform,
     renew,
@@ -63,6 +64,7 @@ app.command("whoami")(admin.whoami)
 app.command("renew")(renew.renew)  # issue 4 item 7: renewal over mTLS
 app.command("gateway")(gateway.gateway)  # issue 5: the mTLS gateway
 app.add_typer(route.app, name="route")  # issue 5 item 2: the gateway's routes
+app.add_typer(egress.app, name="egress")  # issue 6: the egress proxy and its routes
 
 
 @app.callback()

@@ -10,7 +10,7 @@ import typer
 
 from mutls.cli.common import handle_errors
 from mutls.cli.output import console, err_console
-from mutls.config import Settings, parse_listen
+from mutls.config import EgressSettings, Settings, parse_listen
 
 # The server stack (FastAPI, uvicorn, SQLAlchemy) is imported inside the commands that run it,
 # so `mutls cert ...` and the API client commands start in a third of a second.
@@ -37,8 +37,10 @@ def _announce(settings: Settings, report: BootstrapReport) -> None:
 
 @handle_errors
 def up() -> None:
-    """Run the platform: admin API on 127.0.0.1:7000 (MUTLS_API_LISTEN) and certificate renewal
-    over mTLS on 0.0.0.0:8444 (MUTLS_RENEW_LISTEN). Ctrl-C stops it.
+    """Run the platform: admin API on 127.0.0.1:7000 (MUTLS_API_LISTEN), certificate renewal
+    over mTLS on 0.0.0.0:8444 (MUTLS_RENEW_LISTEN), the mTLS gateway on 0.0.0.0:8443
+    (MUTLS_GATEWAY_LISTEN) and the egress proxy on 127.0.0.1:7080 (MUTLS_EGRESS_LISTEN).
+    Ctrl-C stops it.
 
     On first start it creates the data directory (MUTLS_DATA_DIR, default ./mutls-data): the
     database, the master key, the platform CA and the first admin token.
@@ -81,7 +83,7 @@ def api() -> None:
         platform.close()
         raise
     err_console.print(f"mutls admin API node: {settings.api_url} ({platform.db.redacted_url()})")
-    serve(platform, gateway=False)
+    serve(platform, gateway=False, egress=False)
 
 
 DemoDirOption = Annotated[
@@ -96,6 +98,7 @@ def demo(data_dir: DemoDirOption = Path("mutls-demo")) -> None:
     from mutls.runtime.bootstrap import bootstrap  # noqa: PLC0415
     from mutls.runtime.demo import (  # noqa: PLC0415
         DEMO_CLIENT_PASSPHRASE,
+        DEMO_EGRESS_ROUTE,
         DEMO_SECRET,
         DEMO_UPSTREAM_LISTEN,
         demo_client_files,
@@ -113,6 +116,7 @@ def demo(data_dir: DemoDirOption = Path("mutls-demo")) -> None:
     env.setdefault("MUTLS_RENEW_LISTEN", "127.0.0.1:8444")  # a demo listens on loopback only
     env.setdefault("MUTLS_GATEWAY_LISTEN", "127.0.0.1:8443")
     os.environ["MUTLS_GATEWAY_LISTEN"] = env["MUTLS_GATEWAY_LISTEN"]  # read by the gateway
+    egress = f"http://{EgressSettings.from_env(env).address}/{DEMO_EGRESS_ROUTE}"
     settings = Settings.from_env(env)
     platform, report = bootstrap(settings)
     _announce(settings, report)
@@ -125,9 +129,11 @@ def demo(data_dir: DemoDirOption = Path("mutls-demo")) -> None:
         app=demo_upstream_app(),
         sock=bind(upstream_host, upstream_port, setting="MUTLS_DEMO_UPSTREAM_LISTEN"),
     )
-    tokens = seed_demo(platform, upstream_url=f"http://{upstream_host}:{upstream_port}")
-    files = demo_client_files(platform)
     gateway = f"https://localhost:{env['MUTLS_GATEWAY_LISTEN'].rsplit(':', 1)[1]}"
+    tokens = seed_demo(
+        platform, upstream_url=f"http://{upstream_host}:{upstream_port}", gateway_url=gateway
+    )
+    files = demo_client_files(platform)
     curl = (
         f"curl --cacert {files}/ca.pem --cert {files}/client.pem "
         f"--key {files}/client.key.pem --pass {DEMO_CLIENT_PASSPHRASE}"
@@ -138,7 +144,8 @@ def demo(data_dir: DemoDirOption = Path("mutls-demo")) -> None:
     if tokens:
         console.print(
             f"demo tokens (shown once): auditor {tokens['auditor']}\n"
-            f"                          manage-mtls {tokens['manage-mtls']}",
+            f"                          manage-mtls {tokens['manage-mtls']}\n"
+            f"                          app (egress proxy) {tokens['app']}",
             soft_wrap=True,
         )
     console.print("\nTry, in another terminal:", soft_wrap=True)
@@ -160,6 +167,12 @@ def demo(data_dir: DemoDirOption = Path("mutls-demo")) -> None:
         f"curl --cacert {files}/ca.pem {gateway}/api/v2/accounts   # 401: no certificate",
         f"curl --cacert {files}/ca.pem {gateway}/public/status   # 200: mtls off here",
         "mutls route list",
+        "# the egress proxy: a plain local request leaves as an mTLS call (docs/egress.md);",
+        "# here it calls the gateway above with acme-bank's certificate from the vault:",
+        f"export APP_TOKEN={tokens['app'] if tokens else '<the app token of the first start>'}",
+        f'curl -s -H "X-Mutls-Token: $APP_TOKEN" {egress}/v2/accounts',
+        f'curl -s -H "X-Mutls-Token: $APP_TOKEN" {egress}/v1/accounts   # the gateway\'s 403',
+        "mutls egress route list",
     ):
         console.print(f"  {line}", soft_wrap=True, highlight=False)
     console.print("\nCtrl-C stops the demo; run `make demo` again to resume where it was.")

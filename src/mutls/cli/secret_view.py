@@ -184,6 +184,8 @@ def render_secret(secret: Mapping[str, Any]) -> None:
     tree.add(f"[bold]Account[/]  {secret.get('account_id') or 'platform'}")
     if secret.get("description"):
         tree.add(f"[bold]Description[/] {escape(str(secret['description']))}")
+    if secret.get("strict_expiry_enforcement"):
+        tree.add("[bold]Strict expiry[/] on: the egress proxy refuses an expired certificate")
     tree.add(f"[bold]Created[/]  {_when(secret.get('created_at'))} by {secret.get('created_by')}")
     tree.add(f"[bold]Updated[/]  {_when(secret.get('updated_at'))}")
     environments = secret.get("environments", {})

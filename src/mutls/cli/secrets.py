@@ -1,4 +1,5 @@
-"""``mutls secret``: create, list, show, set and delete vault secrets through the admin API.
+"""``mutls secret``: create, list, show, set, update and delete vault secrets through the admin
+API.
 
 Values are read from files or stdin, never from argv (which every user of the machine can read).
 Certificate material in PEM goes to the server as it is, so the server's loader names anything
@@ -411,6 +412,14 @@ def create(
     audience: AudienceOption = None,
     value_file: ValueFileOption = None,
     value_stdin: ValueStdinOption = False,
+    strict_expiry: Annotated[
+        bool,
+        typer.Option(
+            "--strict-expiry",
+            help="The egress proxy refuses an expired certificate of this secret "
+            "(secret_expired) instead of using it with a warning.",
+        ),
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Create a secret with its value for one environment (add others with `secret set`)."""
@@ -437,6 +446,8 @@ def create(
         body["description"] = description
     if account is not None:
         body["account_id"] = account
+    if strict_expiry:
+        body["strict_expiry_enforcement"] = True
     source = values.passphrase_source() if secret_type is SecretType.CERTIFICATE else None
     with api_client(ctx) as client:
         created = _send(lambda f: client.post("/admin/secrets", {**body, **f}), fields, source)
@@ -504,6 +515,51 @@ def set_value(
     version = updated["environments"].get(env, {}).get("version", "?")
     console.print(f"[green]✓[/] {updated['name']}: {env} value set (version {version})")
     render_environment_summary(updated, env)
+
+
+@app.command("update")
+@handle_errors
+def update(
+    ctx: typer.Context,
+    ref: RefArg,
+    description: Annotated[
+        str | None,
+        typer.Option("--description", help="A new description ('' clears it).", show_default=False),
+    ] = None,
+    strict_expiry: Annotated[
+        bool | None,
+        typer.Option(
+            "--strict-expiry/--no-strict-expiry",
+            help="Whether the egress proxy refuses an expired certificate of this secret "
+            "(secret_expired) or uses it with a warning.",
+            show_default=False,
+        ),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Change a secret's settings, not its values (those change with `secret set`)."""
+    body: dict[str, object] = {}
+    if description is not None:
+        body["description"] = description
+    if strict_expiry is not None:
+        body["strict_expiry_enforcement"] = strict_expiry
+    if not body:
+        raise InvalidArgument(
+            "expected at least one change (--description, --strict-expiry or "
+            "--no-strict-expiry); found none",
+            hint="see `mutls secret update --help`",
+        )
+    with api_client(ctx) as client:
+        updated = client.request("PATCH", f"/admin/secrets/{segment(ref)}", body=body)
+    if not isinstance(updated, dict):
+        raise ApiError("unexpected_response", "expected a secret object from the API")
+    if json_output:
+        print_json(updated)
+        return
+    strict = "on" if updated.get("strict_expiry_enforcement") else "off"
+    console.print(f"[green]✓[/] updated secret {escape(str(updated['name']))}")
+    console.print(f"  strict expiry  {strict}")
+    console.print(f"  description    {escape(str(updated.get('description') or '-'))}")
 
 
 @app.command("list")

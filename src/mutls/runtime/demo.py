@@ -19,6 +19,8 @@ from mutls.errors import NameTaken
 from mutls.pki.csr import SubjectSpec, build_csr
 from mutls.pki.export import private_key_pem
 from mutls.pki.keys import generate_key
+from mutls.routing.egress import create_egress_route
+from mutls.routing.egress_fields import EgressRouteSpec
 from mutls.routing.service import create_route
 from mutls.runtime.bootstrap import open_platform_ca, platform_ca_passphrase
 from mutls.runtime.platform import Platform
@@ -26,6 +28,7 @@ from mutls.vault.secrets import create_secret
 
 __all__ = [
     "DEMO_CLIENT_PASSPHRASE",
+    "DEMO_EGRESS_ROUTE",
     "DEMO_SECRET",
     "DEMO_UPSTREAM_LISTEN",
     "demo_client_files",
@@ -39,6 +42,8 @@ DEMO_ACCOUNT = "acme-bank"
 DEMO_UPSTREAM_LISTEN = "127.0.0.1:9000"
 """Where the demo upstream listens (MUTLS_DEMO_UPSTREAM_LISTEN)."""
 DEMO_SECRET = "partner_bank_client"
+DEMO_EGRESS_ROUTE = "acme-api"
+"""The demo's egress route: the consumer side calling the provider side's gateway."""
 
 
 def _client_identity(platform: Platform, common_name: str, days: int) -> dict[str, object]:
@@ -68,7 +73,7 @@ def demo_client_files(platform: Platform) -> Path:
     return platform.settings.data_dir / "demo-client"
 
 
-def seed_demo(platform: Platform, *, upstream_url: str) -> dict[str, str] | None:
+def seed_demo(platform: Platform, *, upstream_url: str, gateway_url: str) -> dict[str, str] | None:
     """Create the demo objects once; returns the demo tokens, or None if they already exist."""
     admin = Principal.system("system:demo")
     now = platform.clock()
@@ -159,6 +164,36 @@ def seed_demo(platform: Platform, *, upstream_url: str) -> dict[str, str] | None
         values={"production": {"value": "demo-production-api-key-not-secret"}},
         now=now,
     )
+    # Consumer side: acme-bank's certificate in the vault, and an egress route that calls the
+    # gateway above with it, so one machine shows both halves of the same mTLS call.
+    create_secret(
+        platform.db,
+        platform.keys,
+        admin,
+        name="acme_bank_gateway_client",
+        secret_type="certificate",
+        description="acme-bank's client certificate for the demo gateway (egress proxy demo)",
+        values={
+            "production": {
+                "certificate_pem": issued.certificate_pem + intermediates.decode(),
+                "private_key_pem": private_key_pem(key, None).decode(),
+                "ca_bundle_pem": issuer.chain[-1].public_bytes(serialization.Encoding.PEM).decode(),
+            }
+        },
+        now=now,
+    )
+    app = create_token(platform.db, admin, name="demo app", role="app", now=now)
+    create_egress_route(
+        platform.db,
+        admin,
+        EgressRouteSpec(
+            name=DEMO_EGRESS_ROUTE,
+            target_url=f"{gateway_url}/api",
+            certificate_secret="acme_bank_gateway_client",
+            description="the demo gateway's API, called as acme-bank through the egress proxy",
+        ),
+        now=now,
+    )
     auditor = create_token(platform.db, admin, name="demo auditor", role="auditor", now=now)
     manager = create_token(
         platform.db,
@@ -168,4 +203,4 @@ def seed_demo(platform: Platform, *, upstream_url: str) -> dict[str, str] | None
         account_id=account.id,
         now=now,
     )
-    return {"auditor": auditor.token, "manage-mtls": manager.token}
+    return {"auditor": auditor.token, "manage-mtls": manager.token, "app": app.token}

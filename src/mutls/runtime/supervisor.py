@@ -1,8 +1,8 @@
 """`mutls up`: run every listener of this node in one process tree and stop them together.
 
 The node runs the admin API (with the CA endpoints) and the renewal listener (``POST /renew`` over
-mTLS) in this process, and the mTLS gateway's worker processes beside it (``MUTLS_GATEWAY_LISTEN``,
-``off`` for none); the egress listener joins here as it arrives. Ctrl-C or SIGTERM stops
+mTLS) in this process, and the worker processes of the mTLS gateway (``MUTLS_GATEWAY_LISTEN``) and
+of the egress proxy (``MUTLS_EGRESS_LISTEN``) beside it (``off`` for none). Ctrl-C or SIGTERM stops
 accepting, lets in-flight requests finish (up to ``GRACEFUL_SECONDS``) and exits 0.
 """
 
@@ -16,7 +16,8 @@ from mutls.api.app import create_app
 from mutls.api.renewal import create_renewal_app
 from mutls.ca.issuer import IssuerCache
 from mutls.ca.server_identity import issue_server_identity
-from mutls.config import GatewaySettings
+from mutls.config import EgressSettings, GatewaySettings
+from mutls.egress.server import EgressProcesses, prepare_egress, serve_egress_metrics
 from mutls.errors import CANotInitialized
 from mutls.gateway.server import GatewayProcesses, prepare_gateway, serve_metrics
 from mutls.runtime.listeners import Listener, bind, run_listeners
@@ -43,10 +44,14 @@ def configure_logging(level: str | None = None) -> None:
 
 
 def serve(
-    platform: Platform, *, gateway: bool = True, extra_listeners: Sequence[Listener] = ()
+    platform: Platform,
+    *,
+    gateway: bool = True,
+    egress: bool = True,
+    extra_listeners: Sequence[Listener] = (),
 ) -> None:
-    """Serve the admin API, the renewal listener and (unless ``gateway`` is False, as for an
-    API-only node) the mTLS gateway until SIGINT or SIGTERM; exit 0 then."""
+    """Serve the admin API, the renewal listener and (unless turned off, as for an API-only
+    node) the mTLS gateway and the egress proxy until SIGINT or SIGTERM; exit 0 then."""
     settings = platform.settings
     app = create_app(platform)
     listeners = [
@@ -66,22 +71,44 @@ def serve(
         listeners.append(renewal)
     listeners.extend(extra_listeners)
     processes = None
+    egress_processes = None
     try:
         processes = _gateway(platform) if gateway else None
+        egress_processes = _egress(platform) if egress else None
     except BaseException:
         for listener in listeners:
             listener.sock.close()
+        if processes is not None:
+            processes.stop()
         raise
     try:
+        # Fork the workers before this process starts threads or an event loop.
         if processes is not None:
-            processes.start()  # fork the workers before this process starts threads or a loop
+            processes.start()
+        if egress_processes is not None:
+            egress_processes.start()
+        if processes is not None:
             serve_metrics(processes)
+        if egress_processes is not None:
+            serve_egress_metrics(egress_processes)
         run_listeners(listeners)
     finally:
+        if egress_processes is not None:
+            egress_processes.stop()
         if processes is not None:
             processes.stop()
         platform.close()
         log.info("stopped")
+
+
+def _egress(platform: Platform) -> EgressProcesses | None:
+    raw = os.environ.get("MUTLS_EGRESS_LISTEN", "")
+    if raw.strip().lower() in {"off", "none", "disabled"}:
+        log.info("egress proxy off (MUTLS_EGRESS_LISTEN=off)")
+        return None
+    processes = prepare_egress(platform, EgressSettings.from_env())
+    processes.announce()
+    return processes
 
 
 def _gateway(platform: Platform) -> GatewayProcesses | None:

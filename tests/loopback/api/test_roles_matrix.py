@@ -22,6 +22,8 @@ from mutls.ca.trust import add_account_ca
 from mutls.pki.csr import SubjectSpec, build_csr
 from mutls.pki.keys import generate_key
 from mutls.routing import create_route
+from mutls.routing.egress import create_egress_route
+from mutls.routing.egress_fields import EgressRouteSpec
 from mutls.testing import TestCA
 from mutls.vault.secrets import create_secret
 from tests.loopback.api.conftest import SYSTEM, Api
@@ -29,6 +31,7 @@ from tests.secretscan import register_secret
 
 STRING_VALUE = "matrix-string-secret-value"
 ROUTE_UPSTREAM = "http://127.0.0.1:9000"
+EGRESS_TARGET = "https://partner.example"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,6 +199,39 @@ ENDPOINTS = [
         permission=Permission.ROUTES_WRITE,
         platform_wide=True,
     ),
+    Endpoint(
+        method="PATCH",
+        path="/admin/secrets/{ref}",
+        permission=Permission.SECRETS_WRITE,
+        body=lambda ids: {"description": "changed"},
+    ),
+    Endpoint(
+        method="POST",
+        path="/admin/egress-routes",
+        permission=Permission.EGRESS_WRITE,
+        body=lambda ids: {"name": "created", "target_url": EGRESS_TARGET},
+    ),
+    Endpoint(method="GET", path="/admin/egress-routes", permission=Permission.EGRESS_READ),
+    Endpoint(
+        method="GET", path="/admin/egress-routes/{egress_route}", permission=Permission.EGRESS_READ
+    ),
+    Endpoint(
+        method="PUT",
+        path="/admin/egress-routes/{egress_route}",
+        permission=Permission.EGRESS_WRITE,
+        body=lambda ids: {"description": "changed"},
+    ),
+    Endpoint(
+        method="PATCH",
+        path="/admin/egress-routes/{egress_route}",
+        permission=Permission.EGRESS_WRITE,
+        body=lambda ids: {"timeout_seconds": 5},
+    ),
+    Endpoint(
+        method="DELETE",
+        path="/admin/egress-routes/{doomed_egress_route}",
+        permission=Permission.EGRESS_WRITE,
+    ),
 ]
 TEMPLATES = {
     "/admin/secrets/{doomed}": "/admin/secrets/{ref}",
@@ -209,6 +245,8 @@ TEMPLATES = {
     "/admin/accounts/{account}/cas/{trusted_ca}": "/admin/accounts/{ref}/cas/{ca}",
     "/admin/routes/{route}": "/admin/routes/{ref}",
     "/admin/routes/{doomed_route}": "/admin/routes/{ref}",
+    "/admin/egress-routes/{egress_route}": "/admin/egress-routes/{ref}",
+    "/admin/egress-routes/{doomed_egress_route}": "/admin/egress-routes/{ref}",
 }
 
 
@@ -261,9 +299,21 @@ def populate(api: Api) -> dict[str, str]:
         ).id
         for name in ("kept", "doomed")
     }
+    egress_routes = {
+        name: create_egress_route(
+            api.db,
+            SYSTEM,
+            EgressRouteSpec(name=name, target_url=EGRESS_TARGET),
+            account_id=account,
+            now=now,
+        ).id
+        for name in ("kept", "doomed")
+    }
     return {
         "route": routes["kept"],
         "doomed_route": routes["doomed"],
+        "egress_route": egress_routes["kept"],
+        "doomed_egress_route": egress_routes["doomed"],
         "ref": secrets["kept"],
         "doomed": secrets["doomed"],
         "environment": "sandbox",
@@ -343,6 +393,7 @@ def test_no_token_is_401_with_a_bearer_challenge(api: Api, endpoint: Endpoint) -
     ids["token_id"] = ids["certificate"] = "x"
     ids["csr_pem"] = ids["trusted_ca"] = ids["customer_chain_pem"] = "x"
     ids["route"] = ids["doomed_route"] = "x"
+    ids["egress_route"] = ids["doomed_egress_route"] = "x"
     body = endpoint.body(ids) if endpoint.body else None
     response = api.client.request(endpoint.method, endpoint.url(ids), json=body)
     assert response.status_code == 401

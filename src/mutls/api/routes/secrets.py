@@ -1,4 +1,5 @@
-"""Vault secrets: create, list, read metadata, set or delete one environment's value, delete.
+"""Vault secrets: create, list, read metadata, change settings, set or delete one environment's
+value, delete.
 
 No response here carries a secret value: the vault's views hold metadata only, and
 ``secret_out`` additionally drops any metadata key named like a secret field, so a slip in a
@@ -24,6 +25,7 @@ from mutls.api.schemas import (
     SecretList,
     SecretOut,
     SecretType,
+    SecretUpdate,
     SecretValueFields,
 )
 from mutls.vault import secrets as vault
@@ -76,6 +78,7 @@ def secret_out(view: SecretView) -> SecretOut:
         default_environment=default,
         metadata=environments[default].metadata if default is not None else {},
         environments=environments,
+        strict_expiry_enforcement=view.strict_expiry_enforcement,
     )
 
 
@@ -98,6 +101,7 @@ def create_secret(body: SecretCreate, request: Request, principal: Writer) -> Se
         values=values,
         description=body.description,
         account_id=body.account_id,
+        strict_expiry_enforcement=body.strict_expiry_enforcement,
         now=platform.clock(),
     )
     return secret_out(view)
@@ -146,6 +150,25 @@ def get_secret(ref: SecretRef, request: Request, principal: Reader) -> SecretOut
     days_remaining, expiry_status, fingerprint, has_private_key, has_passphrase; per environment."""
     platform = platform_of(request)
     return secret_out(vault.get_secret(platform.db, principal, ref, now=platform.clock()))
+
+
+@router.patch("/{ref}", response_model=SecretOut, responses=documented(404, 413))
+def update_secret(
+    ref: SecretRef, body: SecretUpdate, request: Request, principal: Writer
+) -> SecretOut:
+    """Change a secret's settings, not its values: `description` and
+    `strict_expiry_enforcement`. Fields left out keep their value; a change is audited as
+    `secret.settings`, and a request that changes nothing writes nothing."""
+    platform = platform_of(request)
+    view = vault.update_secret(
+        platform.db,
+        principal,
+        ref,
+        description=body.description,
+        strict_expiry_enforcement=body.strict_expiry_enforcement,
+        now=platform.clock(),
+    )
+    return secret_out(view)
 
 
 @router.put(

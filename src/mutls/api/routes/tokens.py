@@ -37,6 +37,8 @@ def token_out(token: ApiToken) -> TokenOut:
         revoked_at=token.revoked_at,
         last_used_at=token.last_used_at,
         last_used_ip=token.last_used_ip,
+        default_environment=token.default_environment,
+        environments=list(token.environments or ()),
     )
 
 
@@ -58,7 +60,9 @@ def whoami(request: Request, principal: Annotated[Principal, requires()]) -> Who
 )
 def create_token(body: TokenCreate, request: Request, principal: Writer) -> TokenCreated:
     """Issue a token. ``token`` in this response is the only time it is ever shown: only its
-    hash is stored. A token never reaches further than its creator's account."""
+    hash is stored. A token never reaches further than its creator's account.
+    ``default_environment`` and ``environments`` are for app tokens (422 `invalid_argument`
+    on any other role)."""
     platform = platform_of(request)
     issued = service.create_token(
         platform.db,
@@ -68,6 +72,8 @@ def create_token(body: TokenCreate, request: Request, principal: Writer) -> Toke
         account_id=body.account_id,
         user_id=body.user_id,
         expires_in_days=body.expires_in_days,
+        default_environment=body.default_environment,
+        environments=body.environments,
         now=platform.clock(),
     )
     return TokenCreated(**token_out(issued.record).model_dump(), token=issued.token)
