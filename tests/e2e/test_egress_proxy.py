@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -562,3 +563,33 @@ def test_plain_http_on_a_closed_port_and_garbage_never_crash(world: World) -> No
     assert answer.startswith(b"HTTP/1.1 400")
     time.sleep(0.05)
     assert call(world, "/bank/x", token=world.token).status_code == 200
+
+
+def test_expired_certificate_strict_is_refused_lax_is_named_by_the_partner(world: World) -> None:
+    """Past notAfter: a secret with strict expiry is not used (secret_expired, nothing sent);
+    without it the certificate is sent, and the partner's refusal names the expiry."""
+    node = world.node
+    ca_pem = world.server_ca.root_pem.decode()
+    for name, strict in (("short_strict", True), ("short_lax", False)):
+        short = world.client_ca.issue(
+            f"{name.replace('_', '-')}.example",
+            now=datetime.now(UTC),
+            validity=timedelta(seconds=3),
+        )
+        node.secret(
+            name,
+            {"production": certificate_fields(short, ca_pem=ca_pem)},
+            strict_expiry_enforcement=strict,
+        )
+        node.route(name.replace("_", "-"), world.partner.url, certificate_secret=name)
+    expiry = datetime.now(UTC) + timedelta(seconds=4)
+    wait_until(lambda: datetime.now(UTC) > expiry, 10)
+    before = world.partner.requests
+    strict_answer = call(world, "/short-strict/x", token=world.token)
+    assert strict_answer.status_code == 422, strict_answer.text
+    assert error_code(strict_answer) == "secret_expired"
+    assert world.partner.requests == before
+    lax = call(world, "/short-lax/x", token=world.token)
+    assert lax.status_code == 502, lax.text
+    assert error_code(lax) == "partner_rejected_certificate", lax.text
+    assert lax.json()["error"]["reason"] == "certificate_expired"

@@ -21,6 +21,8 @@ errors this way until the first byte of the first answer, not only during the ha
 
 from __future__ import annotations
 
+import re
+
 from cryptography import x509
 from OpenSSL import SSL, crypto
 from OpenSSL._util import ffi as _ffi
@@ -65,12 +67,17 @@ def _reasons(error: SSL.Error) -> list[str]:
         return []
 
 
+_ALERT = re.compile(r"^(?:sslv3|tlsv1[0-9]*|tls|ssl) alert (.+)$")
+
+
 def alert_of(error: SSL.Error) -> str | None:
-    """The alert the peer sent (``unknown ca``, ``certificate required``, ...), if any."""
+    """The alert the peer sent (``unknown ca``, ``certificate required``, ...), if any. OpenSSL
+    spells it ``sslv3 alert ...``, ``tlsv1 alert ...``, ``tlsv13 alert ...`` or (3.2 and later,
+    as in the ``cryptography`` wheel) ``tls alert ...``."""
     for reason in _reasons(error):
-        _, found, alert = reason.partition("alert ")
-        if found and reason.startswith(("sslv3", "tlsv1", "tlsv13")):
-            return alert.strip()
+        found = _ALERT.match(reason)
+        if found:
+            return found.group(1).strip()
     return None
 
 
