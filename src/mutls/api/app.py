@@ -41,6 +41,7 @@ from mutls.api.routes import (
     audit,
     ca_public,
     certificates,
+    egress_requests,
     egress_routes,
     gateway_routes,
     health,
@@ -98,6 +99,7 @@ def create_app(platform: Platform) -> FastAPI:
     app.include_router(trust.router)  # issue 4 item 4: an account's own CAs (seed 004)
     app.include_router(gateway_routes.router)  # issue 5 item 2: the gateway's routes
     app.include_router(egress_routes.router)  # issue 6 item 2: the egress proxy's routes
+    app.include_router(egress_requests.router)  # issue 6 item 6: its request log
     return app
 
 

@@ -387,7 +387,12 @@ def _show(route: Mapping[str, Any]) -> None:
         ("target", _escape(route.get("target_url"))),
         ("certificate", _link(route.get("certificate_secret"))),
         ("oauth2", oauth2),
-        ("ca bundle", _link(ca_bundle) if ca_bundle else "system trust store"),
+        (
+            "ca bundle",
+            _link(ca_bundle)
+            if ca_bundle
+            else "the certificate secret's CA bundle if it has one, else the system trust store",
+        ),
         ("servername", _escape(route.get("tls_servername") or "target's host")),
         ("tls", f"{_escape(route.get('tls_preset'))}, verify {verify}"),
         ("tokens", _escape(_tokens(route))),
@@ -695,3 +700,59 @@ def route_delete(
         print_json({"deleted": ref})
         return
     console.print(f"[green]✓[/] deleted egress route {_escape(ref)}")
+
+
+# --- the request log -----------------------------------------------------------------------
+
+
+@app.command("log")
+@handle_errors
+def request_log(
+    ctx: typer.Context,
+    route: Annotated[
+        str | None, typer.Option("--route", help="Only this route (name or id).")
+    ] = None,
+    environment: Annotated[str | None, typer.Option("--env", help="Only this environment.")] = None,
+    code: Annotated[
+        str | None,
+        typer.Option(
+            "--code",
+            help="Only this outcome: ok, or an error code such as partner_rejected_certificate.",
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 20,
+    json_output: JsonOption = False,
+) -> None:
+    """The egress request log, newest first: which certificate each request presented, over
+    which TLS, with what outcome. Never a secret."""
+    params: dict[str, object] = {"limit": limit}
+    for key, value in (("route", route), ("environment", environment), ("code", code)):
+        if value is not None:
+            params[key] = value
+    with api_client(ctx) as client:
+        answer: dict[str, Any] = client.get("/admin/egress-requests", params=params)
+    if json_output:
+        print_json(answer)
+        return
+    rows = answer.get("requests", [])
+    if not rows:
+        err_console.print("no requests logged yet (with these filters)")
+        return
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("At", "Route", "Env", "Request", "Status", "Code", "Certificate", "TLS", "ms"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        used = row.get("certificate_used") or {}
+        certificate = f"v{used.get('version')} {str(used.get('serial'))[:16]}" if used else "-"
+        table.add_row(
+            _escape(str(row.get("at", ""))[:19].replace("T", " ")),
+            _escape(row.get("route")),
+            _escape(row.get("environment") or "-"),
+            _escape(f"{row.get('method')} {row.get('path')}"),
+            str(row.get("status")),
+            _escape(row.get("code")),
+            _escape(certificate),
+            _escape(row.get("tls_version") or "-"),
+            f"{row.get('latency_ms', 0):.1f}",
+        )
+    console.print(table)

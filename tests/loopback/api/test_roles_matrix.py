@@ -212,6 +212,7 @@ ENDPOINTS = [
         body=lambda ids: {"name": "created", "target_url": EGRESS_TARGET},
     ),
     Endpoint(method="GET", path="/admin/egress-routes", permission=Permission.EGRESS_READ),
+    Endpoint(method="GET", path="/admin/egress-requests", permission=Permission.EGRESS_READ),
     Endpoint(
         method="GET", path="/admin/egress-routes/{egress_route}", permission=Permission.EGRESS_READ
     ),
