@@ -389,6 +389,7 @@ class AppConnection(asyncio.Protocol):
             name, rest = raw_target[1:end], b"/" + raw_target[end:]
         route_name = name.decode("latin-1")
         exchange.route_name = route_name[:64]
+        exchange.path = rest  # for the request log, until the route's base path is known
         route = snapshot.routes.get((token.namespace, route_name))
         if route is None:
             raise RouteNotFound(
