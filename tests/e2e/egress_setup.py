@@ -116,6 +116,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.requests += 1
         size, digest = self._body()
         path = self.path.split("?", 1)[0]
+        if path.endswith("/redirect"):
+            self.send_response(302)
+            host = self.headers.get("Host")
+            self.send_header("Location", f"https://{host}{path.removesuffix('/redirect')}/moved")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if "/status/" in path:
             self._answer(int(path.rsplit("/", 1)[1]), {"status": "as asked"})
             return

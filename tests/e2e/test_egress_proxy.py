@@ -273,6 +273,14 @@ def test_partner_http_errors_pass_through_untouched(world: World) -> None:
         assert response.json() == {"status": "as asked"}
 
 
+def test_a_redirect_into_the_route_points_back_through_the_proxy(world: World) -> None:
+    """The partner redirects to its own URL: the app is sent to the proxy's path instead, so
+    following the redirect keeps the client certificate."""
+    response = call(world, "/bank/accounts/redirect", token=world.token)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/bank/accounts/moved"
+
+
 # --- partner failures -------------------------------------------------------------------------
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, cast
 import httptools
 
 from mutls.accounts.tokens import hash_token, looks_like_token
-from mutls.egress.http import partner_head, token_of
+from mutls.egress.http import partner_head, relocate, token_of
 from mutls.egress.oauth2 import AccessToken
 from mutls.egress.partner import PartnerConnection
 from mutls.egress.snapshot import AppToken, PartnerTarget
@@ -641,15 +641,27 @@ class AppConnection(asyncio.Protocol):
             close=True,
         )
 
-    def head_extra(self, exchange: Exchange) -> bytes:
-        certificate = exchange.partner.certificate if exchange.partner is not None else None
-        if certificate is not None and certificate.not_after <= self.worker.clock():
-            return (
-                b"X-Mutls-Warning: certificate_expired; secret="
-                + certificate.secret_name.encode("ascii", "replace")
-                + b"\r\n"
+    def finish_head(self, exchange: Exchange, head: bytes) -> bytes:
+        """The partner's head for the app: a redirect into the route's target points back
+        through the proxy (as nginx's ``proxy_redirect default``), and an expired certificate
+        is flagged."""
+        target = exchange.partner
+        if target is None:
+            return head
+        if b"\nlocation:" in head.lower():
+            head = relocate(
+                head,
+                authority=target.authority,
+                base_path=target.base_path,
+                route=exchange.route_name.encode("latin-1"),
             )
-        return b""
+        certificate = target.certificate
+        if certificate is not None and certificate.not_after <= self.worker.clock():
+            warning = b"X-Mutls-Warning: certificate_expired; secret=%s\r\n" % (
+                certificate.secret_name.encode("ascii", "replace")
+            )
+            return head[:-2] + warning + b"\r\n"
+        return head
 
     # --- reading, closing ------------------------------------------------------------------
 
@@ -760,8 +772,8 @@ class _Sink:
         connection = self.connection
         return not self.exchange.keep_alive or connection.close_when_idle or connection.closing
 
-    def head_extra(self) -> bytes:
-        return self.connection.head_extra(self.exchange)
+    def finish_head(self, head: bytes) -> bytes:
+        return self.connection.finish_head(self.exchange, head)
 
     def upstream_failed(self, started: bool) -> None:
         del started

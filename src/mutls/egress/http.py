@@ -10,11 +10,12 @@ egress proxy tells the partner nothing it does not need.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 
 from mutls.accounts.tokens import TOKEN_PREFIX
 
-__all__ = ["DROPPED", "partner_head", "token_of"]
+__all__ = ["DROPPED", "partner_head", "relocate", "token_of"]
 
 DROPPED = frozenset(
     {
@@ -77,3 +78,33 @@ def partner_head(
         lines.append(b"Transfer-Encoding: chunked\r\n")
     lines.append(b"\r\n")
     return b"".join(lines)
+
+
+_LOCATION = re.compile(rb"\r\nlocation:[ \t]*([^\r\n]*)", re.I)
+
+
+def relocate(head: bytes, *, authority: bytes, base_path: bytes, route: bytes) -> bytes:
+    """Rewrite a ``Location`` that points into the route's target (absolute, or an absolute
+    path under its base path) to the proxy's ``/<route>/...``, so an app that follows the
+    redirect comes back through the proxy and its certificate. Other locations are left."""
+    found = _LOCATION.search(head)
+    if found is None:
+        return head
+    value = found.group(1).strip()
+    base = base_path
+    origin = b"https://" + authority
+    if value.lower().startswith(origin.lower()):
+        rest = value[len(origin) :]
+        if rest[:1] not in (b"", b"/", b"?"):
+            return head  # another host that merely starts with the same name
+    elif value.startswith(b"/") and not value.startswith(b"//"):
+        rest = value
+    else:
+        return head
+    if base and not (rest == base or rest.startswith((base + b"/", base + b"?"))):
+        return head  # outside the route's base path: the proxy cannot map it
+    rest = rest[len(base) :] or b"/"
+    if rest.startswith(b"?"):
+        rest = b"/" + rest
+    start, end = found.span(1)
+    return head[:start] + b"/" + route + rest + head[end:]

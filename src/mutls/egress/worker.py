@@ -425,8 +425,8 @@ class _Collector:
     def closes_after(self) -> bool:
         return False
 
-    def head_extra(self) -> bytes:
-        return b""
+    def finish_head(self, head: bytes) -> bytes:
+        return head
 
 
 class _Parsed:

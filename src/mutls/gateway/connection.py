@@ -782,8 +782,8 @@ class _Sink:
         del reusable  # the pool has already kept or dropped the upstream connection
         self.connection.upstream_done(self.exchange, client_must_close)
 
-    def head_extra(self) -> bytes:
-        return b""
+    def finish_head(self, head: bytes) -> bytes:
+        return head
 
     def closes_after(self) -> bool:
         connection = self.connection

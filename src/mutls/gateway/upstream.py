@@ -37,7 +37,10 @@ class ResponseSink(Protocol):
     def upstream_failed(self, started: bool) -> None: ...
     def upstream_paused(self, paused: bool) -> None: ...
     def closes_after(self) -> bool: ...
-    def head_extra(self) -> bytes: ...
+    def finish_head(self, head: bytes) -> bytes:
+        """The final response head as the client gets it (the gateway passes it as it is; the
+        egress proxy adds a warning or rewrites a redirect's Location)."""
+        ...
 
 
 class ConnectionPool(Protocol):
@@ -52,14 +55,12 @@ _FRAMING = re.compile(rb"\r\n(?:content-length|transfer-encoding)[ \t]*:", re.I)
 MAX_RESPONSE_HEAD = 64 * 1024
 
 
-def rewrite_head(head: bytes, *, close: bool, extra: bytes = b"") -> bytes:
-    """A response head without the upstream's hop-by-hop headers, plus ``extra`` header lines
-    and ``Connection: close`` when the client's connection closes after this answer."""
+def rewrite_head(head: bytes, *, close: bool) -> bytes:
+    """A response head without the upstream's hop-by-hop headers, plus ``Connection: close``
+    when the client's connection closes after this answer."""
     head = _HOP_BY_HOP.sub(b"", head)
     if close:
-        extra += b"Connection: close\r\n"
-    if extra:
-        return head[:-2] + extra + b"\r\n"
+        return head[:-2] + b"Connection: close\r\n\r\n"
     return head
 
 
@@ -158,7 +159,7 @@ class UpstreamConnection(asyncio.Protocol):
             client_close = sink.closes_after() or not (
                 self._framed or self._head_only or status in (204, 304)
             )
-            out.append(rewrite_head(head, close=client_close, extra=sink.head_extra()))
+            out.append(sink.finish_head(rewrite_head(head, close=client_close)))
             sink.upstream_head(status)
         self._head = b""
         out.append(buffered)

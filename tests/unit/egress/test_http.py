@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mutls.egress.http import partner_head, token_of
+from mutls.egress.http import partner_head, relocate, token_of
 
 TOKEN = "mutls_" + "a" * 43
 
@@ -68,3 +68,39 @@ def test_oauth2_token_replaces_the_apps_authorization_and_chunked_is_reframed() 
     assert head.count(b"Authorization") == 1
     assert b"Authorization: Bearer at-1\r\n" in head
     assert head.count(b"Transfer-Encoding: chunked\r\n") == 1
+
+
+def _relocated(location: bytes) -> bytes:
+    head = b"HTTP/1.1 302 Found\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n"
+    out = relocate(head, authority=b"api.bank.example", base_path=b"/v1", route=b"bank")
+    return out.split(b"\r\nLocation: ", 1)[1].split(b"\r\n", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [
+        (b"https://api.bank.example/v1/accounts/2?x=1", b"/bank/accounts/2?x=1"),
+        (b"HTTPS://API.BANK.EXAMPLE/v1", b"/bank/"),
+        (b"/v1/accounts/2", b"/bank/accounts/2"),
+        (b"/v1?page=2", b"/bank/?page=2"),
+    ],
+)
+def test_redirects_into_the_route_come_back_through_the_proxy(
+    location: bytes, expected: bytes
+) -> None:
+    assert _relocated(location) == expected
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        b"https://login.bank.example/v1/x",  # another host
+        b"https://api.bank.example.evil/v1/x",  # a host that starts with the same name
+        b"https://api.bank.example/v2/x",  # outside the base path
+        b"/v10/x",  # a sibling path that starts with the base path's text
+        b"//api.bank.example/v1/x",  # scheme-relative
+        b"accounts/2",  # relative to the current path: already right through the proxy
+    ],
+)
+def test_other_redirects_are_left_as_they_are(location: bytes) -> None:
+    assert _relocated(location) == location

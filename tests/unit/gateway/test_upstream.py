@@ -35,8 +35,8 @@ class Sink:
     def closes_after(self) -> bool:
         return self.closes
 
-    def head_extra(self) -> bytes:
-        return b""
+    def finish_head(self, head: bytes) -> bytes:
+        return head
 
 
 class Transport:
