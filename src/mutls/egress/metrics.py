@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from mutls.gateway.metrics import LATENCY_BUCKETS
+from mutls.gateway.metrics import LATENCY_BUCKETS, latency_histogram
 
 __all__ = ["EgressCollector", "EgressStats"]
 
@@ -92,7 +92,7 @@ class EgressCollector(Collector):
                 continue
         return out
 
-    def collect(self) -> Iterator[Any]:  # noqa: PLR0912  (one block per metric family)
+    def collect(self) -> Iterator[Any]:
         workers = self._workers()
         requests = CounterMetricFamily(
             "mutls_egress_requests",
@@ -107,24 +107,11 @@ class EgressCollector(Collector):
             requests.add_metric(list(labels), value)
         yield requests
 
-        latency = HistogramMetricFamily(
+        yield latency_histogram(
             "mutls_egress_partner_latency_seconds",
             "Time from sending a request to the partner until its answer starts",
-            labels=["route"],
+            workers,
         )
-        merged: dict[str, list[float]] = {}
-        for worker in workers:
-            for route, counts in worker["latency"].items():
-                into = merged.setdefault(route, [0.0] * len(counts))
-                for i, value in enumerate(counts):
-                    into[i] += value
-        for route, counts in sorted(merged.items()):
-            cumulative, buckets = 0.0, []
-            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), counts[:-1], strict=True):
-                cumulative += count
-                buckets.append((str(bound) if bound != float("inf") else "+Inf", cumulative))
-            latency.add_metric([route], buckets, sum_value=counts[-1])
-        yield latency
 
         tokens = CounterMetricFamily(
             "mutls_egress_oauth2_tokens", "OAuth2 token lookups by cache result", labels=["result"]

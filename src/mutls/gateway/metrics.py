@@ -23,7 +23,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-__all__ = ["LATENCY_BUCKETS", "GatewayCollector", "WorkerStats"]
+__all__ = ["LATENCY_BUCKETS", "GatewayCollector", "WorkerStats", "latency_histogram"]
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -77,6 +77,26 @@ class WorkerStats:
         temporary.replace(target)
 
 
+def latency_histogram(
+    name: str, documentation: str, workers: list[dict[str, Any]]
+) -> HistogramMetricFamily:
+    """The workers' per-route latency bucket counts (``observe`` below), summed."""
+    family = HistogramMetricFamily(name, documentation, labels=["route"])
+    merged: dict[str, list[float]] = {}
+    for worker in workers:
+        for route, counts in worker["latency"].items():
+            into = merged.setdefault(route, [0.0] * len(counts))
+            for i, value in enumerate(counts):
+                into[i] += value
+    for route, counts in sorted(merged.items()):
+        cumulative, buckets = 0.0, []
+        for bound, count in zip((*LATENCY_BUCKETS, float("inf")), counts[:-1], strict=True):
+            cumulative += count
+            buckets.append((str(bound) if bound != float("inf") else "+Inf", cumulative))
+        family.add_metric([route], buckets, sum_value=counts[-1])
+    return family
+
+
 class GatewayCollector(Collector):
     """Sums the workers' files into metric families at scrape time."""
 
@@ -92,7 +112,7 @@ class GatewayCollector(Collector):
                 continue  # a worker that just exited, or a file mid-replace
         return out
 
-    def collect(self) -> Iterator[Any]:  # noqa: PLR0912  (one block per metric family)
+    def collect(self) -> Iterator[Any]:
         workers = self._workers()
         requests = CounterMetricFamily(
             "mutls_gateway_requests",
@@ -125,24 +145,11 @@ class GatewayCollector(Collector):
             failures.add_metric([reason], value)
         yield failures
 
-        latency = HistogramMetricFamily(
+        yield latency_histogram(
             "mutls_gateway_upstream_latency_seconds",
             "Time from forwarding a request to the upstream's answer starting",
-            labels=["route"],
+            workers,
         )
-        merged: dict[str, list[float]] = {}
-        for worker in workers:
-            for route, counts in worker["latency"].items():
-                into = merged.setdefault(route, [0.0] * len(counts))
-                for i, value in enumerate(counts):
-                    into[i] += value
-        for route, counts in sorted(merged.items()):
-            cumulative, buckets = 0.0, []
-            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), counts[:-1], strict=True):
-                cumulative += count
-                buckets.append((str(bound) if bound != float("inf") else "+Inf", cumulative))
-            latency.add_metric([route], buckets, sum_value=counts[-1])
-        yield latency
 
         days = GaugeMetricFamily(
             "mutls_gateway_client_certificate_days_left",
