@@ -218,6 +218,8 @@ def _start_up(base: Path, **extra: str) -> Server:
         "MUTLS_RENEW_LISTEN": "off",
         "MUTLS_GATEWAY_LISTEN": f"127.0.0.1:{gateway_port}",
         "MUTLS_GATEWAY_METRICS_LISTEN": f"127.0.0.1:{metrics_port}",
+        "MUTLS_EGRESS_LISTEN": f"127.0.0.1:{_free_port()}",
+        "MUTLS_EGRESS_METRICS_LISTEN": f"127.0.0.1:{_free_port()}",
         "MUTLS_LOG_LEVEL": "debug",
         **extra,
     }
