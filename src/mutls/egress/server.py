@@ -9,10 +9,8 @@ every worker.
 from __future__ import annotations
 
 import logging
-import signal
 import socket
 import tempfile
-import time
 from pathlib import Path
 
 import uvloop
@@ -22,7 +20,7 @@ from mutls.egress.snapshot import EgressLoader
 from mutls.egress.worker import EgressWorker
 from mutls.runtime.listeners import bind
 from mutls.runtime.platform import Platform
-from mutls.runtime.workers import WorkerProcesses
+from mutls.runtime.workers import WorkerProcesses, run_in_foreground, serve_metrics
 
 __all__ = ["EgressProcesses", "prepare_egress", "run_egress", "serve_egress_metrics"]
 
@@ -99,37 +97,22 @@ def prepare_egress(platform: Platform, settings: EgressSettings) -> EgressProces
 
 
 def serve_egress_metrics(processes: EgressProcesses) -> None:
-    listen = processes.settings.metrics_listen
-    if listen is None:
-        return
-    from prometheus_client import CollectorRegistry, start_http_server  # noqa: PLC0415
-
     from mutls.egress.metrics import EgressCollector  # noqa: PLC0415
 
-    registry = CollectorRegistry()
-    registry.register(EgressCollector(processes.run_dir))
-    start_http_server(listen[1], addr=listen[0], registry=registry)
-    log.info("egress metrics on http://%s:%s/metrics", *listen)
+    listen = processes.settings.metrics_listen
+    serve_metrics(listen, EgressCollector(processes.run_dir), name="egress")
 
 
 def run_egress(platform: Platform, settings: EgressSettings) -> None:
     """``mutls egress``: serve until SIGINT or SIGTERM, then drain and exit."""
     processes = prepare_egress(platform, settings)
-    stop = {"now": False}
 
-    def on_stop(_signum: int, _frame: object) -> None:
-        stop["now"] = True
-
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
-    processes.start()
-    try:
+    def started() -> None:
         serve_egress_metrics(processes)
         processes.announce()
-        while not stop["now"]:
-            processes.reap(block=False)
-            time.sleep(0.1)
+
+    try:
+        run_in_foreground(processes.workers, started=started)
     finally:
-        processes.stop()
         platform.close()
         log.info("egress proxy stopped")

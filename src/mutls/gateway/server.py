@@ -13,7 +13,6 @@ import logging
 import signal
 import socket
 import tempfile
-import time
 from pathlib import Path
 
 import uvloop
@@ -25,7 +24,8 @@ from mutls.gateway.snapshot import load_snapshot
 from mutls.gateway.worker import Worker
 from mutls.runtime.listeners import bind
 from mutls.runtime.platform import Platform
-from mutls.runtime.workers import WorkerProcesses
+from mutls.runtime.workers import WorkerProcesses, run_in_foreground
+from mutls.runtime.workers import serve_metrics as workers_serve_metrics
 
 __all__ = ["GatewayProcesses", "prepare_gateway", "run_gateway", "serve_metrics"]
 
@@ -145,38 +145,26 @@ def prepare_gateway(platform: Platform, settings: GatewaySettings) -> GatewayPro
 
 
 def serve_metrics(processes: GatewayProcesses) -> None:
-    listen = processes.settings.metrics_listen
-    if listen is None:
-        return
-    from prometheus_client import CollectorRegistry, start_http_server  # noqa: PLC0415
-
     from mutls.gateway.metrics import GatewayCollector  # noqa: PLC0415
 
-    registry = CollectorRegistry()
-    registry.register(GatewayCollector(processes.run_dir))
-    start_http_server(listen[1], addr=listen[0], registry=registry)
-    log.info("gateway metrics on http://%s:%s/metrics", *listen)
+    listen = processes.settings.metrics_listen
+    workers_serve_metrics(listen, GatewayCollector(processes.run_dir), name="gateway")
 
 
 def run_gateway(platform: Platform, settings: GatewaySettings) -> None:
     """``mutls gateway``: serve until SIGINT or SIGTERM, then drain and exit."""
     processes = prepare_gateway(platform, settings)
-    stop = {"now": False}
 
-    def on_stop(_signum: int, _frame: object) -> None:
-        stop["now"] = True
-
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGHUP, lambda *_: processes.signal_workers(signal.SIGHUP))
-    processes.start()
-    try:
+    def started() -> None:
         serve_metrics(processes)
         processes.announce()
-        while not stop["now"]:
-            processes.reap(block=False)
-            time.sleep(0.1)
+
+    try:
+        run_in_foreground(
+            processes.workers,
+            started=started,
+            on_hup=lambda: processes.signal_workers(signal.SIGHUP),
+        )
     finally:
-        processes.stop()
         platform.close()
         log.info("gateway stopped")

@@ -19,8 +19,12 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-__all__ = ["WorkerProcesses"]
+if TYPE_CHECKING:
+    from prometheus_client.registry import Collector
+
+__all__ = ["WorkerProcesses", "run_in_foreground", "serve_metrics"]
 
 log = logging.getLogger("mutls.workers")
 
@@ -105,3 +109,42 @@ class WorkerProcesses:
             time.sleep(0.05)
         self.signal_workers(signal.SIGKILL)
         self.reap(block=True)
+
+
+def serve_metrics(listen: tuple[str, int] | None, collector: Collector, *, name: str) -> None:
+    """Prometheus text for ``collector`` on ``listen`` (a thread of this process), if set."""
+    if listen is None:
+        return
+    from prometheus_client import CollectorRegistry, start_http_server  # noqa: PLC0415
+
+    registry = CollectorRegistry()
+    registry.register(collector)
+    start_http_server(listen[1], addr=listen[0], registry=registry)
+    log.info("%s metrics on http://%s:%s/metrics", name, *listen)
+
+
+def run_in_foreground(
+    workers: WorkerProcesses,
+    *,
+    started: Callable[[], None],
+    on_hup: Callable[[], None] | None = None,
+) -> None:
+    """Start ``workers``, call ``started`` (metrics, announcements), restart dead workers until
+    SIGINT or SIGTERM, then drain them. ``on_hup`` handles SIGHUP (else it is ignored)."""
+    stop = {"now": False}
+
+    def on_stop(_signum: int, _frame: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    if on_hup is not None:
+        signal.signal(signal.SIGHUP, lambda *_: on_hup())
+    workers.start()
+    try:
+        started()
+        while not stop["now"]:
+            workers.reap(block=False)
+            time.sleep(0.1)
+    finally:
+        workers.stop()
