@@ -27,7 +27,7 @@ from mutls.accounts.tokens import hash_token, looks_like_token
 from mutls.egress.http import partner_head, relocate, token_of
 from mutls.egress.oauth2 import AccessToken
 from mutls.egress.partner import PartnerConnection
-from mutls.egress.snapshot import AppToken, PartnerTarget
+from mutls.egress.snapshot import AppToken, EgressSnapshot, PartnerTarget
 from mutls.errors import (
     AuthenticationRequired,
     EgressError,
@@ -168,6 +168,7 @@ class Exchange:
 class AppConnection(asyncio.Protocol):
     __slots__ = (
         "_paused_reading",
+        "_token_memo",
         "_too_large",
         "client_ip",
         "close_when_idle",
@@ -198,6 +199,7 @@ class AppConnection(asyncio.Protocol):
         self.tasks: set[asyncio.Task[None]] = set()
         self._paused_reading: set[str] = set()
         self._too_large: str | None = None
+        self._token_memo: tuple[EgressSnapshot, str, AppToken | None] | None = None
 
     # --- asyncio.Protocol ------------------------------------------------------------------
 
@@ -339,7 +341,7 @@ class AppConnection(asyncio.Protocol):
             return
         exchange.partner = target
         certificate = target.certificate
-        if certificate is not None and certificate.not_after <= self.worker.clock():
+        if certificate is not None and certificate.not_after <= self.worker.now:
             if certificate.strict_expiry:
                 self._answer(exchange, self.worker.expired(certificate))
                 return
@@ -356,14 +358,19 @@ class AppConnection(asyncio.Protocol):
         worker = self.worker
         snapshot = worker.snapshot
         raw = token_of(exchange.headers)
-        if raw is None:
+        memo = self._token_memo
+        if memo is not None and memo[0] is snapshot and memo[1] == raw:
+            token: AppToken | None = memo[2]
+        elif raw is None:
             raise AuthenticationRequired(
                 "expected an app token in X-Mutls-Token (or Proxy-Authorization: Bearer); "
                 "found none",
                 hint="create one with `mutls token create --role app` and send it with every "
                 "request",
             )
-        token = snapshot.tokens.get(hash_token(raw)) if looks_like_token(raw) else None
+        else:
+            token = snapshot.tokens.get(hash_token(raw)) if looks_like_token(raw) else None
+            self._token_memo = (snapshot, raw, token)  # apps send one token per connection
         if token is None:
             raise InvalidToken(
                 "expected an active app token; the token sent is unknown, revoked, expired or "
@@ -656,7 +663,7 @@ class AppConnection(asyncio.Protocol):
                 route=exchange.route_name.encode("latin-1"),
             )
         certificate = target.certificate
-        if certificate is not None and certificate.not_after <= self.worker.clock():
+        if certificate is not None and certificate.not_after <= self.worker.now:
             warning = b"X-Mutls-Warning: certificate_expired; secret=%s\r\n" % (
                 certificate.secret_name.encode("ascii", "replace")
             )

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from collections import deque
 from collections.abc import Hashable
 from typing import cast
@@ -64,18 +65,14 @@ class PartnerConnection(UpstreamConnection):
         self.failure: PartnerError | None = None
         self.idle_since = 0.0
         self.requests = 0
+        self.tls_version: str | None = None
+        self.tls_cipher: str | None = None
+        """Read once when the handshake completes (they do not change on a connection)."""
 
     @property
     def server(self) -> str:
         return f"{self.endpoint.host}:{self.endpoint.port}"
 
-    @property
-    def tls_version(self) -> str | None:
-        return self.tls.get_protocol_version_name() if self.established else None
-
-    @property
-    def tls_cipher(self) -> str | None:
-        return self.tls.get_cipher_name() if self.established else None
 
     # --- TLS plumbing ---
 
@@ -109,6 +106,8 @@ class PartnerConnection(UpstreamConnection):
             if not done:
                 return
             self.established = True
+            self.tls_version = self.tls.get_protocol_version_name()
+            self.tls_cipher = self.tls.get_cipher_name()
             if not self.ready.done():
                 self.ready.set_result(None)
         while not self.closed:
@@ -286,7 +285,7 @@ class PartnerPool:
             partner.close_gracefully()
             return
         partner.requests += 1
-        partner.idle_since = asyncio.get_running_loop().time()
+        partner.idle_since = time.monotonic()
         idle.append(partner)
 
     def forget(self, connection: UpstreamConnection) -> None:
@@ -308,7 +307,8 @@ class PartnerPool:
         return closed
 
     def sweep(self, now: float) -> None:
-        """Close connections idle longer than the limit (partners often close at 60 s)."""
+        """Close connections idle longer than the limit (partners often close at 60 s); ``now``
+        is ``time.monotonic()``."""
         for key, idle in list(self._idle.items()):
             while idle and now - idle[0].idle_since > self._idle_seconds:
                 idle.popleft().close_gracefully()

@@ -90,6 +90,9 @@ class EgressWorker:
         self._stop = asyncio.Event()
         self._secret_names: dict[str, str] = {}
         self._expired_logged: dict[tuple[str, str, int], float] = {}
+        self.now = clock()
+        """The wall clock, refreshed every second: expiry checks on the request path need no
+        finer grain than that, and reading it per request costs."""
         self._note_snapshot(snapshot)
 
     # --- snapshot --------------------------------------------------------------------------
@@ -231,6 +234,8 @@ class EgressWorker:
         oauth2 = target.oauth2 if target is not None else None
         if oauth2 is not None and exchange.oauth2_hit is not None and token is not None:
             self.requests.count_use(token.namespace, oauth2.secret_id, environment, oauth2.version)
+        if not (self.settings.request_log or self.settings.access_log):
+            return
         path = exchange.path.split(b"?", 1)[0].decode("latin-1")[:512]
         row = {
             "at": self.clock(),
@@ -292,7 +297,8 @@ class EgressWorker:
             now = self.loop.time()
             for connection in list(self.connections):
                 connection.check_timeouts(now)
-            self.pool.sweep(now)
+            self.pool.sweep(time.monotonic())
+            self.now = self.clock()
             self.stats.open_connections = len(self.connections)
             self.stats.idle_connections = self.pool.idle_count()
             self.stats.connections_opened = self.pool.opened
