@@ -55,6 +55,7 @@ bench: install
 	$(PY) bench/api_issue_bench.py
 	$(PY) bench/gateway/hotpath.py
 	$(PY) bench/gateway/run.py
+	$(PY) bench/egress/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
