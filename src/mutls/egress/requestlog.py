@@ -1,7 +1,7 @@
 """The egress request log (seed 002's ``route_request_log``) and secret-use counts, in batches.
 
-The request path appends a row to a list; a worker task writes the rows in one transaction about
-once a second, off the event loop. A row says which route, environment and app, which
+The request path appends a row to a list; a worker task writes the rows in one transaction four
+times a second, off the event loop. A row says which route, environment and app, which
 certificate (secret, version, fingerprint, serial) over which TLS, whether the OAuth2 token came
 from the cache, the partner's status and the latency. Never a key, passphrase, token, header
 value, body or query string (the path is logged without its query).
