@@ -49,6 +49,7 @@ from mutls.errors import (
 )
 from mutls.gateway.connection import request_path
 from mutls.gateway.http import json_response
+from mutls.gateway.reading import RequestReading
 from mutls.routing.egress_fields import ENVIRONMENT_NAME
 
 if TYPE_CHECKING:
@@ -165,15 +166,15 @@ class Exchange:
         return None
 
 
-class AppConnection(asyncio.Protocol):
+class AppConnection(RequestReading, asyncio.Protocol):
+    worker: EgressWorker
+    receiving: Exchange | None
+
     __slots__ = (
-        "_paused_reading",
         "_token_memo",
-        "_too_large",
         "client_ip",
         "close_when_idle",
         "closing",
-        "head_bytes",
         "last_activity",
         "loop",
         "parser",
@@ -192,13 +193,11 @@ class AppConnection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.receiving: Exchange | None = None
         self.queue: deque[Exchange] = deque()
-        self.head_bytes = 0
+        self.start_reading()
         self.last_activity = self.loop.time()
         self.closing = False
         self.close_when_idle = False
         self.tasks: set[asyncio.Task[None]] = set()
-        self._paused_reading: set[str] = set()
-        self._too_large: str | None = None
         self._token_memo: tuple[EgressSnapshot, str, AppToken | None] | None = None
 
     # --- asyncio.Protocol ------------------------------------------------------------------
@@ -256,24 +255,6 @@ class AppConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.receiving = Exchange(self.loop.time())
         self.head_bytes = 0
-
-    def on_url(self, url: bytes) -> None:
-        exchange = self.receiving
-        assert exchange is not None
-        exchange.target += url
-        self._count_head(len(url))
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        exchange = self.receiving
-        assert exchange is not None
-        exchange.headers.append((name, value))
-        self._count_head(len(name) + len(value) + 4)
-
-    def _count_head(self, size: int) -> None:
-        self.head_bytes += size
-        if self.head_bytes > self.worker.settings.max_header_bytes:
-            self._too_large = "head"
-            raise InputTooLarge("request head too large")
 
     def on_headers_complete(self) -> None:
         exchange = self.receiving
@@ -671,17 +652,6 @@ class AppConnection(asyncio.Protocol):
         return head
 
     # --- reading, closing ------------------------------------------------------------------
-
-    def _pause_reading(self, why: str) -> None:
-        if not self._paused_reading and self.transport is not None:
-            self.transport.pause_reading()
-        self._paused_reading.add(why)
-
-    def _resume_reading(self, why: str) -> None:
-        if why in self._paused_reading:
-            self._paused_reading.discard(why)
-            if not self._paused_reading and self.transport is not None and not self.closing:
-                self.transport.resume_reading()
 
     def partner_paused(self, paused: bool) -> None:
         if paused:

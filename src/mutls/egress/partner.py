@@ -73,7 +73,6 @@ class PartnerConnection(UpstreamConnection):
     def server(self) -> str:
         return f"{self.endpoint.host}:{self.endpoint.port}"
 
-
     # --- TLS plumbing ---
 
     def _flush(self) -> None:

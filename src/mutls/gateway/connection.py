@@ -34,6 +34,7 @@ from mutls.errors import (
 )
 from mutls.gateway.http import error_response, forward_head, json_response
 from mutls.gateway.peer import peer_headers
+from mutls.gateway.reading import RequestReading
 from mutls.gateway.upstream import UpstreamConnection
 from mutls.policy.authorize import (
     Allow,
@@ -153,20 +154,19 @@ class Exchange:
         return None
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(RequestReading, asyncio.Protocol):
+    worker: Worker
+    receiving: Exchange | None
     # Slots: an idle connection's Python footprint matters at tens of thousands of them.
     __slots__ = (
         "_identity_cached",
-        "_paused_reading",
         "_resolved",
-        "_too_large",
         "_write_paused",
         "client_ip",
         "client_ip_bytes",
         "close_when_idle",
         "closing",
         "established",
-        "head_bytes",
         "last_activity",
         "listener",
         "loop",
@@ -196,15 +196,13 @@ class ClientConnection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.receiving: Exchange | None = None
         self.queue: deque[Exchange] = deque()
-        self.head_bytes = 0
+        self.start_reading()
         self.last_activity = self.loop.time()
         self.opened_at = self.last_activity
         self.closing = False
         self.close_when_idle = False
         self.tasks: set[asyncio.Task[None]] = set()
-        self._paused_reading: set[str] = set()
         self._write_paused = False
-        self._too_large: str | None = None
         self._resolved: tuple[GatewaySnapshot, Identity | Deny] | None = None
         self._identity_cached: tuple[object, bytes] | None = None
 
@@ -350,24 +348,6 @@ class ClientConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.receiving = Exchange(self.loop.time())
         self.head_bytes = 0
-
-    def on_url(self, url: bytes) -> None:
-        exchange = self.receiving
-        assert exchange is not None
-        exchange.target += url
-        self._count_head(len(url))
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        exchange = self.receiving
-        assert exchange is not None
-        exchange.headers.append((name, value))
-        self._count_head(len(name) + len(value) + 4)
-
-    def _count_head(self, size: int) -> None:
-        self.head_bytes += size
-        if self.head_bytes > self.worker.settings.max_header_bytes:
-            self._too_large = "head"
-            raise InputTooLarge("request head too large")  # httptools wraps it; see _too_large
 
     def on_headers_complete(self) -> None:
         exchange = self.receiving
@@ -659,17 +639,6 @@ class ClientConnection(asyncio.Protocol):
         )
 
     # --- reading, closing ------------------------------------------------------------------
-
-    def _pause_reading(self, why: str) -> None:
-        if not self._paused_reading and self.transport is not None:
-            self.transport.pause_reading()
-        self._paused_reading.add(why)
-
-    def _resume_reading(self, why: str) -> None:
-        if why in self._paused_reading:
-            self._paused_reading.discard(why)
-            if not self._paused_reading and self.transport is not None and not self.closing:
-                self.transport.resume_reading()
 
     def upstream_paused(self, paused: bool) -> None:
         if paused:
