@@ -320,6 +320,9 @@ class AppConnection(RequestReading, asyncio.Protocol):
         except MutlsError as error:
             self._answer(exchange, error)
             return
+        if isinstance(target, MutlsError):  # the snapshot's, shared: answered, never raised
+            self._answer(exchange, target)
+            return
         exchange.partner = target
         certificate = target.certificate
         if certificate is not None and certificate.not_after <= self.worker.now:
@@ -334,8 +337,12 @@ class AppConnection(RequestReading, asyncio.Protocol):
                 return
         self._spawn(exchange, fresh=False)
 
-    def _resolve(self, exchange: Exchange) -> PartnerTarget:
-        """Who is calling, which route and environment: the partner target, or the error."""
+    def _resolve(self, exchange: Exchange) -> PartnerTarget | MutlsError:
+        """Who is calling, which route and environment: the partner target, or the error.
+
+        An error the snapshot holds for the route's environment is returned, not raised: it is
+        one object shared by every request, and each raise would add frames to its
+        traceback."""
         worker = self.worker
         snapshot = worker.snapshot
         raw = token_of(exchange.headers)
@@ -407,7 +414,7 @@ class AppConnection(RequestReading, asyncio.Protocol):
             )
         found = route.target(environment)
         if isinstance(found, MutlsError):
-            raise found
+            return found
         base = found.base_path
         exchange.path = base + rest if base else rest
         return found
