@@ -42,6 +42,7 @@ from mutls.errors import (
     OAuth2TokenFailed,
     PartnerConnectionClosed,
     PartnerError,
+    PartnerTimeout,
     SecretExpired,
 )
 from mutls.gateway.snapshot import SnapshotWatcher
@@ -178,23 +179,30 @@ class EgressWorker:
     async def exchange(
         self, endpoint: Endpoint, data: bytes, *, sends_certificate: bool
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        """One buffered request over the pool (the token endpoint's; answers are small)."""
+        """One buffered request over the pool (the token endpoint's; answers are small). A
+        pooled connection the endpoint closed while idle is replaced by a new one, once."""
         connection = self.pool.take_idle(endpoint)
-        if connection is None:
-            connection = await self.pool.connect(endpoint, sends_certificate=sends_certificate)
-        collector = _Collector(self.loop, connection)
-        connection.begin(collector, head_only=False)
-        connection.write(data)
-        try:
-            async with asyncio.timeout(self.settings.timeout):
-                raw = await collector.done
-        except TimeoutError:
-            connection.abort()
-            raise PartnerConnectionClosed(
-                f"the token endpoint did not answer within {self.settings.timeout:g} s",
-                reason="token_timeout",
-            ) from None
-        return _parse_response(raw)
+        while True:
+            if connection is None:
+                connection = await self.pool.connect(endpoint, sends_certificate=sends_certificate)
+            collector = _Collector(self.loop, connection)
+            connection.begin(collector, head_only=False)
+            connection.write(data)
+            try:
+                async with asyncio.timeout(self.settings.timeout):
+                    raw = await collector.done
+            except TimeoutError:
+                connection.abort()
+                raise PartnerTimeout(
+                    f"the token endpoint did not answer within {self.settings.timeout:g} s",
+                    reason="token_timeout",
+                ) from None
+            except PartnerError:
+                if connection.reused and not connection.answered:
+                    connection = None
+                    continue
+                raise
+            return _parse_response(raw)
 
     # --- per request -----------------------------------------------------------------------
 
