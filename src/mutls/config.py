@@ -20,6 +20,9 @@ MUTLS_SERVER_NAMES         localhost,127.0.0.1 and the     names in the TLS serv
                            public URL's host               of customer-facing listeners
 =========================  ==============================  =================================
 
+Expiry thresholds and alert channels (``MUTLS_EXPIRY_*``, ``MUTLS_ALERT_*``) are read by
+:meth:`ExpirySettings.from_env`; docs/expiry.md lists them.
+
 The mTLS gateway's settings (``MUTLS_GATEWAY_*``) are read by :meth:`GatewaySettings.from_env`;
 docs/gateway.md lists them. The egress proxy's (``MUTLS_EGRESS_*``) by
 :meth:`EgressSettings.from_env`; docs/egress.md lists them.
@@ -43,6 +46,7 @@ from mutls.errors import InvalidArgument
 
 __all__ = [
     "EgressSettings",
+    "ExpirySettings",
     "GatewayListen",
     "GatewaySettings",
     "Settings",
@@ -54,6 +58,102 @@ DEFAULT_API_PORT = 7000
 DEFAULT_RENEW_LISTEN = "0.0.0.0:8444"
 DEFAULT_SERVER_NAMES = ("localhost", "127.0.0.1")
 DEFAULT_MAX_BODY = 1024 * 1024
+
+
+DEFAULT_EXPIRY_THRESHOLDS = (90, 30, 7, 0)
+MAX_EXPIRY_THRESHOLD_DAYS = 3650
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExpirySettings:
+    """``MUTLS_EXPIRY_*`` and ``MUTLS_ALERT_*``: expiry thresholds and where alerts go.
+
+    Read by :meth:`Settings.from_env`; docs/expiry.md lists them. The webhook secret and an SMTP
+    password in the URL are secrets: never logged, never in a notification or an audit row.
+    """
+
+    thresholds: tuple[int, ...] = DEFAULT_EXPIRY_THRESHOLDS
+    """Days before notAfter at which to notify, largest first; 0 means "has expired"."""
+    check_seconds: float = 3600.0
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_attempts: int = 5
+    webhook_backoff_seconds: float = 1.0
+    """The first retry waits this long; each next one twice as long, capped at 60 s."""
+    timeout_seconds: float = 10.0
+    smtp_url: str | None = None
+    """``smtp://host:port`` (STARTTLS when the server offers it), ``smtps://host:port``;
+    ``user:password@`` for SMTP AUTH."""
+    email_from: str | None = None
+    email_to: tuple[str, ...] = ()
+    gateway_cert_file: Path | None = None
+    """``MUTLS_GATEWAY_CERT_FILE``, so the inventory can list the gateway's own certificate."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ExpirySettings:
+        env = os.environ if environ is None else environ
+        webhook_url = env.get("MUTLS_ALERT_WEBHOOK_URL") or None
+        if webhook_url is not None:
+            parts = urlsplit(webhook_url)
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                raise InvalidArgument(
+                    "expected MUTLS_ALERT_WEBHOOK_URL as http(s)://host[:port]/path; found "
+                    f"{_without_userinfo(webhook_url)!r}"
+                )
+        smtp_url = env.get("MUTLS_ALERT_SMTP_URL") or None
+        if smtp_url is not None:
+            parts = urlsplit(smtp_url)
+            if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
+                raise InvalidArgument(
+                    "expected MUTLS_ALERT_SMTP_URL as smtp://host:port or smtps://host:port; "
+                    f"found {_without_userinfo(smtp_url)!r}"
+                )
+        recipients = tuple(
+            x.strip() for x in (env.get("MUTLS_ALERT_EMAIL_TO") or "").split(",") if x.strip()
+        )
+        sender = env.get("MUTLS_ALERT_EMAIL_FROM") or None
+        if smtp_url is not None and (not recipients or sender is None):
+            raise InvalidArgument(
+                "expected MUTLS_ALERT_EMAIL_FROM and MUTLS_ALERT_EMAIL_TO with "
+                "MUTLS_ALERT_SMTP_URL; found "
+                f"{'no recipients' if not recipients else 'no sender'}"
+            )
+        cert_file = env.get("MUTLS_GATEWAY_CERT_FILE") or None
+        return cls(
+            thresholds=parse_thresholds(
+                env.get("MUTLS_EXPIRY_THRESHOLDS") or "", "MUTLS_EXPIRY_THRESHOLDS"
+            ),
+            check_seconds=_seconds(env, "MUTLS_EXPIRY_CHECK_SECONDS", 3600.0),
+            webhook_url=webhook_url,
+            webhook_secret=env.get("MUTLS_ALERT_WEBHOOK_SECRET") or None,
+            webhook_attempts=_positive_int(
+                env.get("MUTLS_ALERT_WEBHOOK_ATTEMPTS"), 5, "MUTLS_ALERT_WEBHOOK_ATTEMPTS"
+            ),
+            webhook_backoff_seconds=_seconds(env, "MUTLS_ALERT_WEBHOOK_BACKOFF_SECONDS", 1.0),
+            timeout_seconds=_seconds(env, "MUTLS_ALERT_TIMEOUT_SECONDS", 10.0),
+            smtp_url=smtp_url,
+            email_from=sender,
+            email_to=recipients,
+            gateway_cert_file=Path(cert_file).expanduser().absolute() if cert_file else None,
+        )
+
+
+def parse_thresholds(raw: str, variable: str) -> tuple[int, ...]:
+    """``90,30,7,0`` to ``(90, 30, 7, 0)``: whole days, distinct, largest first; empty: default."""
+    if not raw.strip():
+        return DEFAULT_EXPIRY_THRESHOLDS
+    values: list[int] = []
+    for part in raw.split(","):
+        text = part.strip().lower().removesuffix("d")
+        if not text.isdigit() or int(text) > MAX_EXPIRY_THRESHOLD_DAYS:
+            raise InvalidArgument(
+                f"expected {variable} as whole days between 0 and {MAX_EXPIRY_THRESHOLD_DAYS}, "
+                f"comma separated, like 90,30,7,0; found {raw!r}"
+            )
+        values.append(int(text))
+    if len(set(values)) != len(values):
+        raise InvalidArgument(f"expected distinct days in {variable}; found {raw!r}")
+    return tuple(sorted(values, reverse=True))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +172,8 @@ class Settings:
     renew_listen: tuple[str, int] | None = None
     """Where ``POST /renew`` listens over mTLS; None: no renewal listener."""
     server_names: tuple[str, ...] = DEFAULT_SERVER_NAMES
+    expiry: ExpirySettings = ExpirySettings()
+    """Expiry thresholds and alert channels (issue 7)."""
 
     @property
     def effective_database_url(self) -> str:
@@ -145,6 +247,7 @@ class Settings:
                 env.get("MUTLS_RENEW_LISTEN") or DEFAULT_RENEW_LISTEN, "MUTLS_RENEW_LISTEN"
             ),
             server_names=_server_names(env.get("MUTLS_SERVER_NAMES"), public_url),
+            expiry=ExpirySettings.from_env(env),
         )
 
 

@@ -2,7 +2,8 @@
 
 ``manage-mtls`` is the "Manage mTLS" role of seed 003: it manages its own account's
 certificates and nothing else. ``auditor`` reads the audit log and metadata (gateway and egress
-routes, the egress request log included), never changes anything. ``app`` is a machine identity
+routes, the egress request log included, and the expiry inventory), never changes anything.
+``expiry:check`` (send due expiry notifications now) is an admin's. ``app`` is a machine identity
 for the egress proxy and has no admin permissions.
 """
 
@@ -37,6 +38,9 @@ class Permission(enum.StrEnum):
     ROUTES_WRITE = "routes:write"
     EGRESS_READ = "egress:read"
     EGRESS_WRITE = "egress:write"
+    DOCTOR_RUN = "doctor:run"  # admins only: it makes outbound connections and reveals secrets
+    EXPIRY_READ = "expiry:read"
+    EXPIRY_CHECK = "expiry:check"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -54,6 +58,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.METRICS_READ,
             Permission.ROUTES_READ,
             Permission.EGRESS_READ,
+            Permission.EXPIRY_READ,
         }
     ),
     Role.APP: frozenset({Permission.EGRESS_USE}),

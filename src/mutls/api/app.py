@@ -41,8 +41,10 @@ from mutls.api.routes import (
     audit,
     ca_public,
     certificates,
+    doctor,
     egress_requests,
     egress_routes,
+    expiry,
     gateway_routes,
     health,
     revocation,
@@ -80,7 +82,7 @@ def create_app(platform: Platform) -> FastAPI:
         docs_url=None,  # Swagger UI loads scripts from a CDN; /openapi.json is enough here
         redoc_url=None,
     )
-    metrics = ApiMetrics(platform.db)
+    metrics = ApiMetrics(platform.db, clock=platform.clock)
     app.state.platform = platform
     app.state.metrics = metrics
     app.state.denials = DenialThrottle()
@@ -100,6 +102,8 @@ def create_app(platform: Platform) -> FastAPI:
     app.include_router(gateway_routes.router)  # issue 5 item 2: the gateway's routes
     app.include_router(egress_routes.router)  # issue 6 item 2: the egress proxy's routes
     app.include_router(egress_requests.router)  # issue 6 item 6: its request log
+    app.include_router(doctor.router)  # issue 7 item 1: mutls doctor for the portal
+    app.include_router(expiry.router)  # issue 7 items 2 and 3: expiry inventory and alerts
     return app
 
 

@@ -8,17 +8,27 @@ Labels are bounded: the route is the route *template* (``/admin/secrets/{ref}``)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from sqlalchemy import func, select
 
+from mutls.accounts.principal import Principal
+from mutls.expiry.inventory import expiry_inventory
+from mutls.expiry.levels import ExpiryLevel
 from mutls.store.database import Database
 from mutls.store.models import Secret
 
-__all__ = ["CONTENT_TYPE", "UNMATCHED_ROUTE", "ApiMetrics", "SecretCountCollector"]
+__all__ = [
+    "CONTENT_TYPE",
+    "UNMATCHED_ROUTE",
+    "ApiMetrics",
+    "ExpiryCollector",
+    "SecretCountCollector",
+]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 UNMATCHED_ROUTE = "unmatched"
@@ -59,10 +69,71 @@ class SecretCountCollector:
         )
 
 
-class ApiMetrics:
-    """The request counter, the latency histogram and the vault collector of one app."""
+class ExpiryCollector:
+    """The expiry inventory as gauges, computed when scraped (issue 7 item 4).
 
-    def __init__(self, db: Database) -> None:
+    ``mutls_certificate_expiry_timestamp_seconds`` and ``mutls_certificate_days_remaining`` per
+    item, labelled ``kind, name, environment, account`` (empty for none), and
+    ``mutls_certificates_by_expiry_status{status}``. Labels stay bounded: names come from the
+    store (CAs, secrets, live issued certificates, observed certificates), never from requests.
+    Two items with the same labels (a certificate and its overlapping replacement under one
+    subject) show as one series, the one that expires first.
+    """
+
+    _LABELS = ("kind", "name", "environment", "account")
+
+    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+        self._db = db
+        self._clock = clock
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self._families())
+
+    def collect(self) -> Iterable[Metric]:
+        inventory = expiry_inventory(
+            self._db, Principal.system("system:metrics"), now=self._clock()
+        )
+        timestamps, days, statuses = self._families()
+        counts = dict.fromkeys((level.value for level in ExpiryLevel), 0)
+        seen: set[tuple[str, ...]] = set()
+        for item in inventory.items:  # soonest first, so the first of equal labels wins
+            counts[item.status.value] += 1
+            labels = (item.kind.value, item.name, item.environment or "", item.account or "")
+            if labels in seen:
+                continue
+            seen.add(labels)
+            timestamps.add_metric(list(labels), item.not_after.timestamp())
+            days.add_metric(list(labels), item.days_remaining)
+        for status, count in counts.items():
+            statuses.add_metric([status], count)
+        return [timestamps, days, statuses]
+
+    @classmethod
+    def _families(cls) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "mutls_certificate_expiry_timestamp_seconds",
+                "When each certificate in the expiry inventory expires (Unix time).",
+                labels=list(cls._LABELS),
+            ),
+            GaugeMetricFamily(
+                "mutls_certificate_days_remaining",
+                "Whole days until each certificate in the expiry inventory expires.",
+                labels=list(cls._LABELS),
+            ),
+            GaugeMetricFamily(
+                "mutls_certificates_by_expiry_status",
+                "Certificates in the expiry inventory, by status.",
+                labels=["status"],
+            ),
+        )
+
+
+class ApiMetrics:
+    """The request counter, the latency histogram, the vault collector and (given a clock) the
+    expiry collector of one app."""
+
+    def __init__(self, db: Database, *, clock: Callable[[], datetime] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.requests = Counter(
             "mutls_api_requests",
@@ -78,6 +149,8 @@ class ApiMetrics:
             registry=self.registry,
         )
         self.registry.register(SecretCountCollector(db))
+        if clock is not None:
+            self.registry.register(ExpiryCollector(db, clock))
 
     def observe(self, *, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

@@ -15,7 +15,9 @@ from mutls.cli import (
     certs,
     csr,
     db,
+    doctor,
     egress,
+    expiry,
     gateway,
     platform,
     renew,
@@ -65,6 +67,8 @@ app.command("renew")(renew.renew)  # issue 4 item 7: renewal over mTLS
 app.command("gateway")(gateway.gateway)  # issue 5: the mTLS gateway
 app.add_typer(route.app, name="route")  # issue 5 item 2: the gateway's routes
 app.add_typer(egress.app, name="egress")  # issue 6: the egress proxy and its routes
+app.add_typer(expiry.app, name="expiry")  # issue 7: expiry inventory and alerts
+app.command("doctor")(doctor.doctor)  # issue 7 item 1: walk an mTLS connection
 
 
 @app.callback()

@@ -24,7 +24,13 @@ from mutls.errors import DatabaseUnavailable, InsecureTlsRefused, InvalidArgumen
 from mutls.pki.loader import load_certificates, load_identity
 from mutls.vault.payloads import SecretType
 
-__all__ = ["ACTOR", "DEFAULT_ENVIRONMENT", "PURPOSE", "client_tls_from_secret"]
+__all__ = [
+    "ACTOR",
+    "DEFAULT_ENVIRONMENT",
+    "PURPOSE",
+    "certificate_secret_fields",
+    "client_tls_from_secret",
+]
 
 ACTOR = "client:python"
 PURPOSE = "python client"
@@ -68,7 +74,28 @@ def client_tls_from_secret(
     return client_tls_from_material(material, cas=cas, verify=verify)
 
 
-def _reveal(name: str, environment: str, settings: Settings) -> dict[str, object]:
+def certificate_secret_fields(
+    name: str,
+    environment: str = DEFAULT_ENVIRONMENT,
+    *,
+    settings: Settings | None = None,
+    actor: str = ACTOR,
+    purpose: str = PURPOSE,
+) -> dict[str, object]:
+    """The decrypted fields of the certificate secret ``name`` in ``environment``
+    (``certificate_pem``, ``private_key_pem``, ``passphrase``, ``ca_bundle_pem``), unparsed, for
+    a caller that checks them itself (``mutls doctor``). Audited like every reveal."""
+    return _reveal(name, environment, settings or Settings.from_env(), actor=actor, purpose=purpose)
+
+
+def _reveal(
+    name: str,
+    environment: str,
+    settings: Settings,
+    *,
+    actor: str = ACTOR,
+    purpose: str = PURPOSE,
+) -> dict[str, object]:
     # The store is imported here: mutls.client itself must stay light for plain HTTP clients.
     from mutls.runtime.platform import Platform  # noqa: PLC0415
     from mutls.store.migrate import require_current  # noqa: PLC0415
@@ -86,10 +113,10 @@ def _reveal(name: str, environment: str, settings: Settings) -> dict[str, object
         revealed = reveal_secret(
             platform.db,
             platform.keys,
-            Principal.system(ACTOR),
+            Principal.system(actor),
             name,
             environment,
-            purpose=PURPOSE,
+            purpose=purpose,
             now=datetime.now(UTC),
         )
     finally:

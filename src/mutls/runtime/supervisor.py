@@ -2,7 +2,8 @@
 
 The node runs the admin API (with the CA endpoints) and the renewal listener (``POST /renew`` over
 mTLS) in this process, and the worker processes of the mTLS gateway (``MUTLS_GATEWAY_LISTEN``) and
-of the egress proxy (``MUTLS_EGRESS_LISTEN``) beside it (``off`` for none). Ctrl-C or SIGTERM stops
+of the egress proxy (``MUTLS_EGRESS_LISTEN``) beside it (``off`` for none), and the periodic
+expiry check (``MUTLS_EXPIRY_CHECK_SECONDS``) in a thread. Ctrl-C or SIGTERM stops
 accepting, lets in-flight requests finish (up to ``GRACEFUL_SECONDS``) and exits 0.
 """
 
@@ -20,6 +21,7 @@ from mutls.config import EgressSettings, GatewaySettings
 from mutls.egress.server import EgressProcesses, prepare_egress, serve_egress_metrics
 from mutls.errors import CANotInitialized
 from mutls.gateway.server import GatewayProcesses, prepare_gateway, serve_metrics
+from mutls.runtime.expiry import ExpiryScheduler
 from mutls.runtime.listeners import Listener, bind, run_listeners
 from mutls.runtime.platform import Platform
 from mutls.tls.context import ClientCertMode, server_context
@@ -72,6 +74,7 @@ def serve(
     listeners.extend(extra_listeners)
     processes = None
     egress_processes = None
+    expiry = ExpiryScheduler(platform)
     try:
         processes = _gateway(platform) if gateway else None
         egress_processes = _egress(platform) if egress else None
@@ -91,8 +94,10 @@ def serve(
             serve_metrics(processes)
         if egress_processes is not None:
             serve_egress_metrics(egress_processes)
+        expiry.start()  # issue 7: at start, then every MUTLS_EXPIRY_CHECK_SECONDS
         run_listeners(listeners)
     finally:
+        expiry.stop()
         if egress_processes is not None:
             egress_processes.stop()
         if processes is not None:

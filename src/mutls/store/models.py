@@ -35,8 +35,10 @@ __all__ = [
     "CertificateAuthority",
     "EgressRequest",
     "EgressRoute",
+    "ExpiryNotification",
     "IssuedCertificate",
     "MasterKeyRecord",
+    "ObservedCertificate",
     "Route",
     "Secret",
     "SecretValue",
@@ -396,3 +398,48 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class ObservedCertificate(Base):
+    """A certificate a data plane saw on the wire (issue 7 item 2): a partner's server
+    certificate at the egress proxy (``partner_server``) or a client certificate presented at the
+    gateway (``gateway_client``). One row per (kind, fingerprint), upserted in batches off the
+    request path; public facts only, so the expiry inventory can list what no one uploaded.
+    """
+
+    __tablename__ = "observed_certificates"
+    __table_args__ = (
+        UniqueConstraint("kind", "fingerprint_sha256", name="uq_observed_certificates_kind_fp"),
+        Index("ix_observed_certificates_not_after", "not_after"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    fingerprint_sha256: Mapped[str] = mapped_column(String(95))
+    subject: Mapped[str] = mapped_column(Text)
+    issuer: Mapped[str] = mapped_column(Text)
+    serial: Mapped[str] = mapped_column(String(64))
+    not_after: Mapped[datetime]
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    route: Mapped[str | None] = mapped_column(String(64))
+    account_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    environment: Mapped[str | None] = mapped_column(String(64))
+
+
+class ExpiryNotification(Base):
+    """One expiry threshold crossed by one inventory item and notified (issue 7 item 3).
+
+    The unique (item, threshold) pair is both the "never twice" memory across restarts and the
+    claim that keeps two nodes checking at once from both sending.
+    """
+
+    __tablename__ = "expiry_notifications"
+    __table_args__ = (
+        UniqueConstraint("item_key", "threshold", name="uq_expiry_notifications_item_threshold"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_key: Mapped[str] = mapped_column(String(255))
+    threshold: Mapped[int] = mapped_column(Integer)
+    sent_at: Mapped[datetime]

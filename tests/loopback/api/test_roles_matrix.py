@@ -213,6 +213,20 @@ ENDPOINTS = [
     ),
     Endpoint(method="GET", path="/admin/egress-routes", permission=Permission.EGRESS_READ),
     Endpoint(method="GET", path="/admin/egress-requests", permission=Permission.EGRESS_READ),
+    Endpoint(method="GET", path="/admin/expiry", permission=Permission.EXPIRY_READ),
+    Endpoint(
+        method="POST",
+        path="/admin/expiry/check",
+        permission=Permission.EXPIRY_CHECK,
+        platform_wide=True,
+    ),
+    Endpoint(
+        method="POST",
+        path="/admin/doctor",
+        permission=Permission.DOCTOR_RUN,
+        platform_wide=True,
+        body=lambda ids: {"url": "https://127.0.0.1:9/"},  # refused at once: a quick report
+    ),
     Endpoint(
         method="GET", path="/admin/egress-routes/{egress_route}", permission=Permission.EGRESS_READ
     ),

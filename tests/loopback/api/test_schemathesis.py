@@ -71,6 +71,9 @@ def test_schemathesis_finds_no_500_and_no_schema_violation(api: Api) -> None:
     results = list(schema.get_all_operations())
     operations = [result.ok() for result in results if isinstance(result, Ok)]
     assert len(operations) == len(results) >= 20  # the schema itself is valid
+    # POST /admin/doctor connects to the URL it is given: generated URLs would send traffic to
+    # arbitrary addresses. tests/e2e/test_doctor.py and the roles matrix call it on loopback.
+    operations = [op for op in operations if op.path != "/admin/doctor"]
     failures: list[str] = []
     calls: dict[int, int] = {}
     for operation in operations:
