@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import MUTLS
+from tests.e2e.gateway_setup import wait_until
 from tests.e2e.test_cli_platform import _clean_env, _free_port
 from tests.secretscan import register_secret
 
@@ -96,6 +97,22 @@ def test_demo_serves_demo_data_and_resumes(tmp_path: Path) -> None:
         assert "x-mutls-error" not in forbidden.headers
         no_token = httpx.get(f"{egress}/v2/accounts")
         assert no_token.status_code == 401
+
+        # Both data planes recorded the certificates they saw, for the expiry inventory: the
+        # gateway's server certificate at the egress proxy, acme-bank's at the gateway.
+        def seen(kind: str) -> list[dict[str, object]]:
+            answer = httpx.get(f"{url}/admin/expiry?kind={kind}", headers=headers)
+            assert answer.status_code == 200, answer.text
+            items: list[dict[str, object]] = answer.json()["items"]
+            return items
+
+        partner = wait_until(lambda: seen("partner_server"), 15)
+        assert any(
+            "localhost" in str(item.get("name", "")) + str(item.get("subject", ""))
+            for item in partner
+        ), partner
+        clients = wait_until(lambda: seen("gateway_client"), 15)
+        assert any(item.get("account") == "acme-bank" for item in clients), clients
     finally:
         assert stop(proc) == 0
     printed = out.read_text()

@@ -23,7 +23,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from mutls.store.models import AuditEvent, EgressRequest
+from mutls.store.models import AuditEvent, EgressRequest, ObservedCertificate
 from mutls.testing import TestCA
 from tests.e2e.egress_setup import EgressNode, MtlsPartner, certificate_fields
 from tests.e2e.gateway_setup import free_port, wait_until
@@ -554,6 +554,19 @@ def test_request_log_and_secret_use_audit(world: World) -> None:
                 ).scalars()
             )
 
+    def observed() -> list[ObservedCertificate]:
+        with platform.db.read() as session:
+            return list(
+                session.execute(
+                    select(ObservedCertificate).where(
+                        ObservedCertificate.kind == "partner_server",
+                        ObservedCertificate.route == "bank",
+                    )
+                ).scalars()
+            )
+
+    seen = wait_until(observed, 10)
+    assert "localhost" in seen[0].subject  # the partner's server certificate, for expiry
     uses = wait_until(audited, 10)
     assert any(e.details.get("name") == "bank_cert" and e.details["requests"] >= 1 for e in uses)
     log = world.node.log()

@@ -439,6 +439,9 @@ class AppConnection(RequestReading, asyncio.Protocol):
                 connection = await worker.pool.connect(
                     target.endpoint, sends_certificate=target.certificate is not None
                 )
+                worker.saw_partner(
+                    connection, route=target.route_name, environment=target.environment
+                )
         except MutlsError as error:
             if not self.closing:
                 self._answer(exchange, error, close=not exchange.request_done)

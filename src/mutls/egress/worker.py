@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httptools
+from cryptography.hazmat.primitives import hashes
 
 from mutls.config import EgressSettings
 from mutls.egress.connection import AppConnection, Exchange
@@ -44,6 +45,12 @@ from mutls.errors import (
     PartnerError,
     PartnerTimeout,
     SecretExpired,
+)
+from mutls.expiry.observed import (
+    ObservationBuffer,
+    ObservedKind,
+    observe,
+    record_observations,
 )
 from mutls.gateway.snapshot import SnapshotWatcher
 from mutls.store.database import Database
@@ -93,6 +100,8 @@ class EgressWorker:
         self._secret_names: dict[str, str] = {}
         self._expired_logged: dict[tuple[str, str, int], float] = {}
         self.now = clock()
+        self.observed = ObservationBuffer()
+        """Partner server certificates seen, for the expiry inventory."""
         """The wall clock, refreshed every second: expiry checks on the request path need no
         finer grain than that, and reading it per request costs."""
         self._note_snapshot(snapshot)
@@ -203,6 +212,24 @@ class EgressWorker:
                     continue
                 raise
             return _parse_response(raw)
+
+    def saw_partner(self, connection: PartnerConnection, *, route: str, environment: str) -> None:
+        """A new connection's server certificate, for the expiry inventory (deduplicated)."""
+        peer = connection.tls.get_peer_certificate()
+        if peer is None:
+            return
+        certificate = peer.to_cryptography()
+        fingerprint = certificate.fingerprint(hashes.SHA256())
+        if self.observed.due(ObservedKind.PARTNER_SERVER, fingerprint, time.monotonic()):
+            self.observed.add(
+                observe(
+                    ObservedKind.PARTNER_SERVER,
+                    certificate,
+                    seen_at=self.now,
+                    route=route,
+                    environment=environment,
+                )
+            )
 
     # --- per request -----------------------------------------------------------------------
 
@@ -334,6 +361,12 @@ class EgressWorker:
                     log.warning("egress request log prune failed: %s", type(error).__name__)
 
     async def _flush(self, *, usage: bool) -> None:
+        seen = self.observed.take()
+        if seen:
+            try:
+                await asyncio.to_thread(record_observations, self.db, seen)
+            except Exception as error:
+                log.warning("recording partner certificates failed: %s", type(error).__name__)
         rows = self.requests.take()
         try:
             await asyncio.to_thread(self.requests.write, rows)

@@ -22,7 +22,14 @@ from mutls.pki.inspect import name_to_text, serial_hex, sha256_fingerprint
 from mutls.store.database import Database
 from mutls.store.models import ObservedCertificate
 
-__all__ = ["MAX_BATCH", "Observation", "ObservedKind", "observe", "record_observations"]
+__all__ = [
+    "MAX_BATCH",
+    "Observation",
+    "ObservationBuffer",
+    "ObservedKind",
+    "observe",
+    "record_observations",
+]
 
 MAX_BATCH = 500
 
@@ -111,3 +118,34 @@ def record_observations(db: Database, observations: Sequence[Observation]) -> in
                 )
             )
     return len(batch)
+
+
+class ObservationBuffer:
+    """A data plane's sightings, deduplicated: a certificate seen again within ``every`` seconds
+    is not recorded again, so a busy gateway writes one row per certificate per interval, not
+    one per handshake. Only the event loop touches it; :meth:`take` hands a batch to a thread."""
+
+    def __init__(self, *, every: float = 600.0, max_pending: int = 10_000) -> None:
+        self._every = every
+        self._max_pending = max_pending
+        self._last: dict[tuple[str, bytes | str], float] = {}
+        self.pending: list[Observation] = []
+
+    def due(self, kind: ObservedKind, fingerprint: bytes | str, now: float) -> bool:
+        """Whether this certificate should be recorded now (and remember that it was)."""
+        key = (kind.value, fingerprint)
+        last = self._last.get(key)
+        if last is not None and now - last < self._every:
+            return False
+        if len(self._last) > 4 * self._max_pending:
+            self._last.clear()
+        self._last[key] = now
+        return True
+
+    def add(self, observation: Observation) -> None:
+        if len(self.pending) < self._max_pending:
+            self.pending.append(observation)
+
+    def take(self) -> list[Observation]:
+        batch, self.pending = self.pending, []
+        return batch

@@ -321,6 +321,7 @@ class ClientConnection(RequestReading, asyncio.Protocol):
             if isinstance(identified, Identity):
                 days = (self.peer.not_after - worker.clock()).total_seconds() / 86400
                 worker.stats.note_certificate(identified.account.name, round(days, 2))
+                worker.saw_client(self.tls, self.peer, identified.account.id)
 
     def _handshake_failed(self, error: SSL.Error) -> None:
         reason = _ssl_reason(error)

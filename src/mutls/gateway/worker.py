@@ -17,13 +17,19 @@ from cryptography import x509
 from OpenSSL import SSL
 
 from mutls.config import GatewayListen, GatewaySettings
+from mutls.expiry.observed import (
+    ObservationBuffer,
+    ObservedKind,
+    observe,
+    record_observations,
+)
 from mutls.gateway.connection import ClientConnection, Exchange, access_line
 from mutls.gateway.identity import ServerIdentity
 from mutls.gateway.metrics import WorkerStats
 from mutls.gateway.peer import PeerCache
 from mutls.gateway.snapshot import SnapshotWatcher, load_snapshot
 from mutls.gateway.upstream import UpstreamPool
-from mutls.policy.snapshot import GatewaySnapshot
+from mutls.policy.snapshot import GatewaySnapshot, Peer
 from mutls.store.database import Database
 from mutls.tls.gateway_context import (
     CipherPreset,
@@ -75,6 +81,8 @@ class Worker:
         self.snapshot = snapshot
         self.run_dir = run_dir
         self.stats = WorkerStats()
+        self.observed = ObservationBuffer()
+        """Client certificates presented, for the expiry inventory (per account)."""
         self.stats.snapshot_revision = snapshot.revision
         self.pool = UpstreamPool(connect_timeout=settings.upstream_connect_timeout)
         self._anchors = snapshot.anchors_der
@@ -148,6 +156,32 @@ class Worker:
                 with contextlib.suppress(OSError):
                     self.stats.dump(self.run_dir)
 
+    def saw_client(self, connection: SSL.Connection, peer: Peer, account_id: str) -> None:
+        """A client certificate that mapped to an account, for the expiry inventory; once per
+        certificate per interval (the certificate is parsed only then)."""
+        if not self.observed.due(ObservedKind.GATEWAY_CLIENT, peer.fingerprint, time.monotonic()):
+            return
+        presented = connection.get_peer_certificate()
+        if presented is not None:
+            self.observed.add(
+                observe(
+                    ObservedKind.GATEWAY_CLIENT,
+                    presented.to_cryptography(),
+                    seen_at=self.clock(),
+                    account_id=account_id,
+                )
+            )
+
+    async def _record_observed(self) -> None:
+        while True:
+            await asyncio.sleep(5.0)
+            batch = self.observed.take()
+            if batch:
+                try:
+                    await asyncio.to_thread(record_observations, self.db, batch)
+                except Exception as error:
+                    log.warning("recording client certificates failed: %s", type(error).__name__)
+
     def stop(self) -> None:
         self._stop.set()
 
@@ -177,6 +211,7 @@ class Worker:
         tasks = [
             asyncio.create_task(watcher.run(), name="snapshot-watcher"),
             asyncio.create_task(self._tick(), name="ticker"),
+            asyncio.create_task(self._record_observed(), name="observed-certificates"),
         ]
         try:
             await self._stop.wait()
