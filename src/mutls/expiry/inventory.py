@@ -7,10 +7,11 @@ Kinds, and where each comes from:
 - ``issued_certificate``: client certificates the platform CA issued, not revoked, and not
   already replaced by a live renewal (the successor is listed instead; the old one stays
   valid until it expires, but nobody needs to be told to renew it).
-- ``secret_certificate``: the leaf of each current value of a vault certificate secret, per
-  environment, from the value's public metadata (``valid_until``). The chain and CA bundle are
-  inside the encrypted plaintext with no dates in the metadata, so they are not listed: listing
-  them would mean decrypting every secret on every scrape.
+- ``secret_certificate``: each current value of a vault certificate secret, per environment,
+  from the value's public metadata: the leaf (``valid_until``), and the chain's and the CA
+  bundle's certificates (``chain`` and ``ca_bundle``, named ``NAME (chain 1)``, ``NAME (CA
+  bundle 1)``). Values stored before those fields existed list their leaf only; uploading them
+  again adds the rest. Nothing is decrypted.
 - ``gateway_server``: the file in ``MUTLS_GATEWAY_CERT_FILE`` when set. Without it the platform
   CA issues the gateway a fresh certificate at every start, which is not in the store; the
   inventory says so in its notes instead of guessing.
@@ -27,7 +28,7 @@ import enum
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -241,6 +242,35 @@ def _secret_rows(session: Session) -> Iterator[_Row]:
             serial=str(value.meta.get("serial", "")),
             not_after=value.valid_until,
         )
+        for field_name, label in (("chain", "chain"), ("ca_bundle", "CA bundle")):
+            entries = value.meta.get(field_name)
+            for number, entry in enumerate(entries if isinstance(entries, list) else [], 1):
+                not_after = _parsed_time(
+                    entry.get("valid_until") if isinstance(entry, dict) else None
+                )
+                if not_after is None:
+                    continue
+                yield _Row(
+                    kind=ExpiryKind.SECRET_CERTIFICATE,
+                    name=f"{secret.name} ({label} {number})",
+                    id=secret.id,
+                    environment=value.environment,
+                    account_id=secret.account_id,
+                    subject=str(entry.get("subject", "")),
+                    serial=str(entry.get("serial", "")),
+                    not_after=not_after,
+                )
+
+
+def _parsed_time(value: object) -> datetime | None:
+    """An ISO 8601 time from stored metadata, timezone-aware, or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _observed_rows(session: Session) -> Iterator[_Row]:

@@ -271,6 +271,9 @@ def prepare_certificate(data: CertificateInput, *, now: datetime) -> Prepared:
         "chain_length": len(material.chain),
         "has_ca_bundle": bool(bundle),
         "ca_bundle_subjects": [name_to_text(c.subject) for c in bundle],
+        # Public facts of the other certificates, so the expiry inventory needs no decryption.
+        "chain": [_certificate_dates(c) for c in material.chain[1:]],
+        "ca_bundle": [_certificate_dates(c) for c in bundle],
         "san": list(report.subject_alt_names),
         "extended_key_usage": list(report.extended_key_usage),
         "warnings": warnings_out,
@@ -377,6 +380,14 @@ def _certificate_warnings(
             )
         )
     return found
+
+
+def _certificate_dates(certificate: x509.Certificate) -> dict[str, str]:
+    return {
+        "subject": name_to_text(certificate.subject),
+        "serial": format(certificate.serial_number, "X"),
+        "valid_until": _iso(certificate.not_valid_after_utc),
+    }
 
 
 def _key_type(info: KeyInfo) -> str:

@@ -180,6 +180,7 @@ def test_inventory_lists_every_kind_with_its_status(
             "sandbox": {
                 "certificate_pem": identity.chain_pem.decode(),
                 "private_key_pem": identity.key_pem().decode(),
+                "ca_bundle_pem": partner_ca.root_pem.decode(),
             }
         },
         account_id=account,
@@ -193,8 +194,14 @@ def test_inventory_lists_every_kind_with_its_status(
     inventory = expiry_inventory(api.db, SYSTEM, now=now, gateway_cert_file=gateway_file)
     kinds = {item.kind for item in inventory.items}
     assert kinds == set(ExpiryKind) - {ExpiryKind.GATEWAY_CLIENT}
-    secret = next(i for i in inventory.items if i.kind is ExpiryKind.SECRET_CERTIFICATE)
+    secrets = {i.name: i for i in inventory.items if i.kind is ExpiryKind.SECRET_CERTIFICATE}
+    assert set(secrets) == {"acme-client", "acme-client (chain 1)", "acme-client (CA bundle 1)"}
+    secret = secrets["acme-client"]
     assert (secret.name, secret.environment, secret.account) == ("acme-client", "sandbox", "acme")
+    # the leaf, its issuing CA and the partner's root: each with its own notAfter
+    assert secrets["acme-client (chain 1)"].subject.startswith("CN=Partner")
+    assert secrets["acme-client (CA bundle 1)"].not_after == partner_ca.root.not_valid_after_utc
+    assert secret.not_after == identity.certificate.not_valid_after_utc
 
     not_after = next(i for i in inventory.items if i.id == issued.id).not_after
     for at, status in (
