@@ -82,7 +82,11 @@ def create_app(platform: Platform) -> FastAPI:
         docs_url=None,  # Swagger UI loads scripts from a CDN; /openapi.json is enough here
         redoc_url=None,
     )
-    metrics = ApiMetrics(platform.db, clock=platform.clock)
+    metrics = ApiMetrics(
+        platform.db,
+        clock=platform.clock,
+        gateway_cert_file=platform.settings.expiry.gateway_cert_file,
+    )
     app.state.platform = platform
     app.state.metrics = metrics
     app.state.denials = DenialThrottle()

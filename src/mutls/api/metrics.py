@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -82,16 +83,22 @@ class ExpiryCollector:
 
     _LABELS = ("kind", "name", "environment", "account")
 
-    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, db: Database, clock: Callable[[], datetime], gateway_cert_file: Path | None = None
+    ) -> None:
         self._db = db
         self._clock = clock
+        self._gateway_cert_file = gateway_cert_file
 
     def describe(self) -> Iterable[Metric]:
         return list(self._families())
 
     def collect(self) -> Iterable[Metric]:
         inventory = expiry_inventory(
-            self._db, Principal.system("system:metrics"), now=self._clock()
+            self._db,
+            Principal.system("system:metrics"),
+            now=self._clock(),
+            gateway_cert_file=self._gateway_cert_file,
         )
         timestamps, days, statuses = self._families()
         counts = dict.fromkeys((level.value for level in ExpiryLevel), 0)
@@ -133,7 +140,13 @@ class ApiMetrics:
     """The request counter, the latency histogram, the vault collector and (given a clock) the
     expiry collector of one app."""
 
-    def __init__(self, db: Database, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        gateway_cert_file: Path | None = None,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.requests = Counter(
             "mutls_api_requests",
@@ -150,7 +163,7 @@ class ApiMetrics:
         )
         self.registry.register(SecretCountCollector(db))
         if clock is not None:
-            self.registry.register(ExpiryCollector(db, clock))
+            self.registry.register(ExpiryCollector(db, clock, gateway_cert_file))
 
     def observe(self, *, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
