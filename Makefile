@@ -12,14 +12,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Interop tests drive the real openssl and curl clients, and sslscan checks the gateway's TLS
-# policy; install them where they are missing.
-SYSTEM_TOOLS := openssl curl jq sqlite3 sslscan
+# Interop tests drive the real openssl and curl clients, sslscan checks the gateway's TLS
+# policy, and `mutls doctor` is tested against nginx with ssl_verify_client on; install them
+# where they are missing. nginx runs only from the tests' own config (`nginx -c` in a temp dir);
+# as for `make bench`, the distribution's nginx service is stopped and disabled right after
+# install so nothing is left listening on port 80.
+SYSTEM_TOOLS := openssl curl jq sqlite3 sslscan nginx
 
 install: $(STAMP)
-	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || [ -x /usr/sbin/$$t ] || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  case "$$missing" in *" nginx"*) \
+	    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then systemctl disable --now nginx || true; \
+	    else service nginx stop >/dev/null 2>&1 || true; fi;; esac; fi
 
 test: install
 	$(PY) -m pytest -n 2

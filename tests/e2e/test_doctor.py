@@ -1,5 +1,6 @@
 """``mutls doctor`` names the cause of each broken mTLS set-up of seeds 000 and 002, against real
-servers set up to fail that way: ``openssl s_server`` and the mutls gateway."""
+servers set up to fail that way: ``openssl s_server`` and the mutls gateway (nginx: in
+``test_doctor_nginx.py``); and ``--secret NAME --env E`` read from a bootstrapped data directory."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from mutls.doctor import ClientSource, DoctorOptions, Report, diagnose
 from mutls.pki.authority import Profile
 from mutls.testing import Identity, TestCA
 from mutls.tls.egress_context import EgressTlsPreset
+from tests.e2e.egress_setup import EgressNode, certificate_fields
 from tests.e2e.gateway_setup import free_port
 from tests.e2e.test_gateway_live import Admin, _start_up
 
@@ -338,3 +340,53 @@ def test_a_mutls_gateway_json_error_code_is_reported(tmp_path: Path) -> None:
         assert "HTTP 404" in step["detail"]
     finally:
         server.stop()
+
+
+# --- the identity from the local vault: --secret NAME --env ENV -------------------------------
+
+
+@pytest.fixture(scope="module")
+def vault(world: World) -> EgressNode:
+    """A bootstrapped data directory with the certificate secret ``partner_cert``: a sandbox
+    value (the client the strict server accepts, and its CA bundle) and none for production."""
+    node = EgressNode(world.base / "vault").open()
+    node.secret(
+        "partner_cert",
+        {"sandbox": certificate_fields(world.client, ca_pem=world.ca.root_pem.decode())},
+    )
+    return node
+
+
+def mutls_with_data(node: EgressNode, *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [str(MUTLS), "doctor", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        env=node.env,  # MUTLS_DATA_DIR points at the bootstrapped data directory
+    )
+    assert "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
+    return done
+
+
+def test_the_command_with_a_vault_secret_is_all_green(world: World, vault: EgressNode) -> None:
+    done = mutls_with_data(vault, world.url("strict"), "--secret", "partner_cert",
+                           "--env", "sandbox", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads(done.stdout)
+    assert data["ok"] is True, data
+    assert "secret partner_cert (sandbox)" in data["steps"][0]["detail"]
+    server = next(s for s in data["steps"] if s["name"] == "server.certificate")
+    assert "ca_bundle_pem of secret partner_cert" in server["detail"]  # no --ca needed
+    assert "PRIVATE KEY" not in done.stdout
+
+
+def test_the_command_with_an_environment_without_value_is_environment_value_missing(
+    world: World, vault: EgressNode
+) -> None:
+    done = mutls_with_data(vault, world.url("strict"), "--secret", "partner_cert",
+                           "--env", "production", "--json")  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert json.loads(done.stdout)["error"]["code"] == "environment_value_missing"

@@ -35,6 +35,7 @@ from mutls.tls.egress_context import EgressTlsPreset, partner_client_context
 
 from .material import ClientSource, chain_names, check_material
 from .probe import (
+    HttpAnswer,
     Target,
     TlsOutcome,
     connect,
@@ -362,6 +363,8 @@ def _handshake_and_request(
                 hint=mutls["hint"] or None,
             )
         )
+    elif (refusal := _certificate_refused_in_http(answer, summary, material)) is not None:
+        steps.append(Step.failed("http", refusal, hint=_handshake_hint(refusal, material)))
     elif answer.status >= 400:
         steps.append(
             Step(
@@ -375,6 +378,39 @@ def _handshake_and_request(
         )
     else:
         steps.append(Step.passed("http", summary))
+
+
+#: nginx with ``ssl_verify_client on`` completes the handshake whatever the client sends and
+#: refuses afterwards, in HTTP: 400 (or 496/495 when an error_page exposes them) with these
+#: phrases in its page. The handshake step cannot see it; the HTTP step names the cause.
+_NGINX_NO_CERTIFICATE = b"No required SSL certificate was sent"
+_NGINX_CERTIFICATE_ERROR = b"The SSL certificate error"
+
+
+def _certificate_refused_in_http(
+    answer: HttpAnswer, summary: str, material: Material | None
+) -> PartnerError | None:
+    """The client-certificate refusal an nginx-style server sends as an HTTP page, else None."""
+    if answer.status not in {400, 495, 496}:
+        return None
+    if answer.status == 496 or _NGINX_NO_CERTIFICATE in answer.body:
+        sent = "" if material is None else " although we sent one (check the chain we send)"
+        return PartnerRequiresClientCertificate(
+            f'{summary}: "{_NGINX_NO_CERTIFICATE.decode()}", the server (nginx) requires a '
+            f"client certificate and got none{sent}",
+            reason="certificate_required",
+        )
+    if answer.status == 495 or _NGINX_CERTIFICATE_ERROR in answer.body:
+        return PartnerRejectedCertificate(
+            f'{summary}: "{_NGINX_CERTIFICATE_ERROR.decode()}", the server (nginx) could not '
+            "verify our client certificate (after the handshake, so no TLS alert says why)",
+            hint="the server does not accept our chain: an issuer it does not trust (a "
+            "look-alike CA, a sandbox certificate against production?), an expired or revoked "
+            "certificate, or a chain longer than its ssl_verify_depth; the partner's nginx "
+            "error log names the reason",
+            reason="certificate_error",
+        )
+    return None
 
 
 def _handshake_hint(error: PartnerError, material: Material | None) -> str | None:
