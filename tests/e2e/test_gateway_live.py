@@ -1225,3 +1225,64 @@ def test_a_websocket_upgrade_is_answered_as_plain_http_then_closed(live: Live) -
     assert head.split(b" ", 2)[1] == b"200", head[:200]
     assert b"connection: close" in head.lower()
     assert json.loads(body)["path"] == "/live/socket"
+
+
+class _DropsFirstGet:
+    """An upstream that closes the first GET connection and every POST one without a word, and
+    answers the other GETs: the connection race a keep-alive pool meets."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.connections = {"GET": 0, "POST": 0}
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                method = "POST" if data.startswith(b"POST") else "GET"
+                self.connections[method] += 1
+                if method == "GET" and self.connections["GET"] > 1:
+                    conn.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                    )
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_safe_request_goes_again_once_when_the_upstream_drops_it(
+    live: Live, limited: Limited
+) -> None:
+    """A GET whose upstream connection closes before any answer is sent once more on a new
+    connection and succeeds; a POST is not sent again (502 upstream_unavailable)."""
+    upstream = _DropsFirstGet()
+    try:
+        live.admin.route("drops", "/drops", upstream=f"http://127.0.0.1:{upstream.port}")
+        port, ctx = limited.gateway.port, limited.ctx
+        first: list[str] = []
+
+        def routed() -> bool:
+            first[:] = [_outcome(port, ctx, "/drops/first")]
+            return first[0] != "route_not_found"
+
+        _wait_for(routed, limit=LIMIT, what="the route is loaded")
+        assert first == ["ok"]  # the first GET reached the upstream, was dropped, went again
+        assert upstream.connections["GET"] == 2
+        post = _fresh(port, ctx, "/drops/x", method="POST", body=b"payment")
+        assert (post.status, post.code) == (502, "upstream_unavailable")
+        assert upstream.connections["POST"] == 1  # not sent twice
+    finally:
+        live.admin.remove_route("drops")
+        upstream.close()

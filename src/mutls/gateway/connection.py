@@ -60,6 +60,7 @@ WHOAMI = "/mutls/whoami"
 _NEEDS_CARE = re.compile(rb"[%.\\\x00-\x1f\x7f-\xff]")
 _REFUSED_IN_PATH = re.compile(r"[\x00-\x1f\x7f\\]")
 _MAX_PIPELINE_BUFFER = 1024 * 1024
+_REPLAYABLE = frozenset({b"GET", b"HEAD", b"OPTIONS"})
 
 
 def request_path(target: bytes) -> str | None:
@@ -115,6 +116,7 @@ class Exchange:
         "path",
         "request_done",
         "response_started",
+        "retried",
         "sent_at",
         "started",
         "status",
@@ -142,6 +144,7 @@ class Exchange:
         self.upstream: UpstreamConnection | None = None
         self.decision: Allow | Deny | None = None
         self.response_started = False
+        self.retried = False
         self.status = 0
         self.code = ""
         self.sent_at = 0.0
@@ -617,6 +620,24 @@ class ClientConnection(RequestReading, asyncio.Protocol):
             exchange.close = True
             self.worker.record(self, exchange)
             self._abort()
+            return
+        decision = exchange.decision
+        if (
+            not exchange.retried
+            and exchange.method in _REPLAYABLE
+            and exchange.body_bytes == 0
+            and exchange.request_done
+            and isinstance(decision, Allow)
+            and not self.closing
+        ):
+            # Closed before any answer (a pooled connection the upstream had closed, or an
+            # upstream still starting): a safe request without a body may go again, once, on a
+            # new connection (RFC 9110 9.2.2).
+            exchange.retried = True
+            exchange.dispatched = False
+            task = self.loop.create_task(self._connect(exchange, decision))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
             return
         self._answer(
             exchange,
