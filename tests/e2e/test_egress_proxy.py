@@ -23,7 +23,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from mutls.store.models import AuditEvent, EgressRequest, ObservedCertificate
+from mutls.store.models import ApiToken, AuditEvent, EgressRequest, ObservedCertificate
 from mutls.testing import TestCA
 from tests.e2e.egress_setup import EgressNode, MtlsPartner, certificate_fields
 from tests.e2e.gateway_setup import free_port, wait_until
@@ -262,6 +262,20 @@ def test_refusals_name_their_cause(
     assert error["message"]
     assert error["hint"]
     assert world.partner.requests == before
+
+
+def test_a_token_that_expires_is_refused_without_a_snapshot_reload(world: World) -> None:
+    """A token's expiry is not a change in the store: the proxy checks it per request."""
+    platform = world.node.platform
+    assert platform is not None
+    token = world.node.token("short-lived")
+    wait_until(lambda: call(world, "/bank/x", token=token).status_code == 200, 10)
+    with platform.db.write() as session:  # not audited: the revision does not move
+        row = session.execute(select(ApiToken).where(ApiToken.name == "short-lived")).scalar_one()
+        row.expires_at = datetime.now(UTC) + timedelta(seconds=2)
+    wait_until(lambda: call(world, "/bank/x", token=token).status_code == 401, 10)
+    refused = call(world, "/bank/x", token=token)
+    assert error_code(refused) == "invalid_token"
 
 
 def test_partner_http_errors_pass_through_untouched(world: World) -> None:

@@ -345,27 +345,7 @@ class AppConnection(RequestReading, asyncio.Protocol):
         traceback."""
         worker = self.worker
         snapshot = worker.snapshot
-        raw = token_of(exchange.headers)
-        memo = self._token_memo
-        if memo is not None and memo[0] is snapshot and memo[1] == raw:
-            token: AppToken | None = memo[2]
-        elif raw is None:
-            raise AuthenticationRequired(
-                "expected an app token in X-Mutls-Token (or Proxy-Authorization: Bearer); "
-                "found none",
-                hint="create one with `mutls token create --role app` and send it with every "
-                "request",
-            )
-        else:
-            token = snapshot.tokens.get(hash_token(raw)) if looks_like_token(raw) else None
-            self._token_memo = (snapshot, raw, token)  # apps send one token per connection
-        if token is None:
-            raise InvalidToken(
-                "expected an active app token; the token sent is unknown, revoked, expired or "
-                "not an app token",
-                hint="check the token with `mutls token list`; the egress proxy accepts app "
-                "tokens only",
-            )
+        token = self._token(exchange, snapshot)
         exchange.token = token
         path = request_path(exchange.target)
         if path is None or path.count("/") < 1 or path == "/":
@@ -418,6 +398,37 @@ class AppConnection(RequestReading, asyncio.Protocol):
         base = found.base_path
         exchange.path = base + rest if base else rest
         return found
+
+    def _token(self, exchange: Exchange, snapshot: EgressSnapshot) -> AppToken:
+        """The app token the request carries, active now, or the error."""
+        raw = token_of(exchange.headers)
+        memo = self._token_memo
+        if memo is not None and memo[0] is snapshot and memo[1] == raw:
+            token: AppToken | None = memo[2]
+        elif raw is None:
+            raise AuthenticationRequired(
+                "expected an app token in X-Mutls-Token (or Proxy-Authorization: Bearer); "
+                "found none",
+                hint="create one with `mutls token create --role app` and send it with every "
+                "request",
+            )
+        else:
+            token = snapshot.tokens.get(hash_token(raw)) if looks_like_token(raw) else None
+            self._token_memo = (snapshot, raw, token)  # apps send one token per connection
+        if (
+            token is not None
+            and token.expires_at is not None
+            and token.expires_at <= self.worker.now
+        ):
+            token = None  # expired since the snapshot was loaded (reloads follow changes only)
+        if token is None:
+            raise InvalidToken(
+                "expected an active app token; the token sent is unknown, revoked, expired or "
+                "not an app token",
+                hint="check the token with `mutls token list`; the egress proxy accepts app "
+                "tokens only",
+            )
+        return token
 
     def _spawn(self, exchange: Exchange, *, fresh: bool) -> None:
         task = self.loop.create_task(self._prepare(exchange, fresh=fresh))
