@@ -572,10 +572,8 @@ def test_request_log_and_secret_use_audit(world: World) -> None:
         with platform.db.read() as session:
             return list(
                 session.execute(
-                    select(ObservedCertificate).where(
-                        ObservedCertificate.kind == "partner_server",
-                        ObservedCertificate.route == "bank",
-                    )
+                    # the first route to reach this partner names the row (any of them)
+                    select(ObservedCertificate).where(ObservedCertificate.kind == "partner_server")
                 ).scalars()
             )
 

@@ -657,13 +657,12 @@ class AppConnection(RequestReading, asyncio.Protocol):
         target = exchange.partner
         if target is None:
             return head
-        if b"\nlocation:" in head.lower():
-            head = relocate(
-                head,
-                authority=target.authority,
-                base_path=target.base_path,
-                route=exchange.route_name.encode("latin-1"),
-            )
+        head = relocate(  # unchanged unless a Location points into the target
+            head,
+            authority=target.authority,
+            base_path=target.base_path,
+            route=exchange.route_name.encode("latin-1"),
+        )
         certificate = target.certificate
         if certificate is not None and certificate.not_after <= self.worker.now:
             warning = b"X-Mutls-Warning: certificate_expired; secret=%s\r\n" % (

@@ -64,7 +64,6 @@ class PartnerConnection(UpstreamConnection):
         """Application data has arrived: the partner accepted the handshake."""
         self.failure: PartnerError | None = None
         self.idle_since = 0.0
-        self.requests = 0
         self.tls_version: str | None = None
         self.tls_cipher: str | None = None
         """Read once when the handshake completes (they do not change on a connection)."""
@@ -283,7 +282,6 @@ class PartnerPool:
             self.retired += retired
             partner.close_gracefully()
             return
-        partner.requests += 1
         partner.idle_since = time.monotonic()
         idle.append(partner)
 
