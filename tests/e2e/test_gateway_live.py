@@ -1033,18 +1033,17 @@ def test_curl_expect_100_continue(live: Live, tmp_path: Path) -> None:
     client = live.shared
     body = tmp_path / "body.bin"
     body.write_bytes(BIG[: 3 * 1024 * 1024])
-    started = time.monotonic()
     proc = subprocess.run(
         [curl, "-sS", "-v", "--cacert", str(live.trust), "--cert", str(client.cert),
-         "--key", str(client.key), "-H", "Expect: 100-continue", "--expect100-timeout", "10",
+         "--key", str(client.key), "-H", "Expect: 100-continue", "--expect100-timeout", "30",
          "--data-binary", f"@{body}", f"{live.server.gateway_url}/live/upload"],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
-    took = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr
     assert "HTTP/1.1 100 Continue" in proc.stderr
+    # curl says this when it gives up waiting and sends the body anyway.
+    assert "Done waiting for 100-continue" not in proc.stderr, "the 100 Continue came too late"
     assert json.loads(proc.stdout)["sha256"] == hashlib.sha256(body.read_bytes()).hexdigest()
-    assert took < 8, f"curl waited {took:.1f} s: the 100 Continue did not come through"
 
 
 def test_head_and_pipelined_requests_on_one_connection(live: Live) -> None:

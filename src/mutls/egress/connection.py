@@ -172,6 +172,7 @@ class AppConnection(RequestReading, asyncio.Protocol):
 
     __slots__ = (
         "_token_memo",
+        "_write_paused",
         "client_ip",
         "close_when_idle",
         "closing",
@@ -199,6 +200,7 @@ class AppConnection(RequestReading, asyncio.Protocol):
         self.close_when_idle = False
         self.tasks: set[asyncio.Task[None]] = set()
         self._token_memo: tuple[EgressSnapshot, str, AppToken | None] | None = None
+        self._write_paused = False
 
     # --- asyncio.Protocol ------------------------------------------------------------------
 
@@ -241,14 +243,16 @@ class AppConnection(RequestReading, asyncio.Protocol):
         return bool(self.queue)
 
     def pause_writing(self) -> None:
+        self._write_paused = True
         for exchange in self.queue:
-            if exchange.upstream is not None and exchange.upstream.transport is not None:
-                exchange.upstream.transport.pause_reading()
+            if exchange.upstream is not None:
+                exchange.upstream.pause_reading()
 
     def resume_writing(self) -> None:
+        self._write_paused = False
         for exchange in self.queue:
-            if exchange.upstream is not None and exchange.upstream.transport is not None:
-                exchange.upstream.transport.resume_reading()
+            if exchange.upstream is not None:
+                exchange.upstream.resume_reading()
 
     # --- httptools callbacks ---------------------------------------------------------------
 
@@ -473,6 +477,8 @@ class AppConnection(RequestReading, asyncio.Protocol):
         exchange.tls_version = connection.tls_version
         exchange.tls_cipher = connection.tls_cipher
         connection.begin(_Sink(self, exchange), head_only=exchange.method == b"HEAD")
+        if self._write_paused:
+            connection.pause_reading()  # the app has not taken the last answer yet
         token = exchange.access_token
         head = partner_head(
             exchange.method,

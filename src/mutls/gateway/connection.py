@@ -293,14 +293,14 @@ class ClientConnection(RequestReading, asyncio.Protocol):
     def pause_writing(self) -> None:
         self._write_paused = True
         for exchange in self.queue:
-            if exchange.upstream is not None and exchange.upstream.transport is not None:
-                exchange.upstream.transport.pause_reading()
+            if exchange.upstream is not None:
+                exchange.upstream.pause_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False
         for exchange in self.queue:
-            if exchange.upstream is not None and exchange.upstream.transport is not None:
-                exchange.upstream.transport.resume_reading()
+            if exchange.upstream is not None:
+                exchange.upstream.resume_reading()
 
     # --- TLS -------------------------------------------------------------------------------
 
@@ -494,6 +494,8 @@ class ClientConnection(RequestReading, asyncio.Protocol):
         exchange.upstream = upstream
         exchange.dispatched = True
         upstream.begin(_Sink(self, exchange), head_only=exchange.method == b"HEAD")
+        if self._write_paused:
+            upstream.pause_reading()  # the client has not taken the last answer yet
         head = forward_head(
             exchange.method,
             exchange.target,

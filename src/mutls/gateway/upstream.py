@@ -87,6 +87,8 @@ class UpstreamConnection(asyncio.Protocol):
         """None until the answer ends; then whether the connection may be kept."""
         self._framed = False
         """The final answer has a Content-Length or chunked body (else it ends with the close)."""
+        self._held = False
+        """Reading is paused because the client cannot take more of the answer yet."""
 
     # --- the exchange's side ---
 
@@ -105,6 +107,19 @@ class UpstreamConnection(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
             self.transport.write(data)
+
+    def pause_reading(self) -> None:
+        """Stop reading the answer while the client's side is full (its ``pause_writing``)."""
+        if not self._held and self.transport is not None and not self.closed:
+            self._held = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Read again (the client's ``resume_writing``, or the answer ended while held)."""
+        if self._held:
+            self._held = False
+            if self.transport is not None and not self.closed:
+                self.transport.resume_reading()
 
     def abort(self) -> None:
         self.sink = None
@@ -214,6 +229,9 @@ class UpstreamConnection(asyncio.Protocol):
             return
         reusable = keep_alive and not self.closed
         if reusable:
+            # The answer's last bytes may have filled the client's side and held this connection;
+            # an idle pooled connection must read again (to see its close, and its next answer).
+            self.resume_reading()
             self.pool.release(self)
         else:
             self.abort()

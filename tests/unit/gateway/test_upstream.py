@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import pytest
+import uvloop
 
 from mutls.gateway.upstream import UpstreamConnection, UpstreamPool, rewrite_head
 from mutls.policy.routing import Upstream
@@ -141,3 +144,113 @@ def test_rewrite_head_removes_every_hop_by_hop_spelling() -> None:
         b"Proxy-Connection: x\r\nX-Connection-Id: 7\r\n\r\n"
     )
     assert rewrite_head(head, close=False) == b"HTTP/1.1 200 OK\r\nX-Connection-Id: 7\r\n\r\n"
+
+
+# --- flow control over a real loopback connection ---------------------------------------------
+
+ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+
+
+class _AnsweringServer:
+    """Answers every request head with ANSWER on a keep-alive connection; a request for /split
+    gets the answer's body in two writes 0.1 s apart."""
+
+    def __init__(self) -> None:
+        self.writers: set[asyncio.StreamWriter] = set()
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.add(writer)
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                if head.startswith(b"GET /split "):
+                    writer.write(ANSWER[:-3])
+                    await writer.drain()
+                    await asyncio.sleep(0.1)
+                    writer.write(ANSWER[-3:])
+                else:
+                    writer.write(ANSWER)
+                await writer.drain()
+
+    def close(self) -> None:
+        for writer in self.writers:
+            writer.transport.abort()
+        if self.server is not None:
+            self.server.close()
+
+
+class LoopSink(Sink):
+    """A sink whose client fills up on the first bytes of the answer (its ``pause_writing``
+    holds the upstream connection, as the data planes' connections do)."""
+
+    def __init__(self, connection: UpstreamConnection | None = None) -> None:
+        super().__init__()
+        self.connection = connection
+        self.finished = asyncio.Event()
+
+    def upstream_data(self, data: bytes) -> None:
+        super().upstream_data(data)
+        if self.connection is not None:
+            self.connection.pause_reading()
+
+    def upstream_done(self, reusable: bool, client_must_close: bool) -> None:
+        super().upstream_done(reusable, client_must_close)
+        self.finished.set()
+
+
+def _reading(connection: UpstreamConnection) -> bool:
+    assert connection.transport is not None
+    return bool(connection.transport.is_reading())
+
+
+async def _pooled_connection_reads_again_after_a_held_answer() -> None:
+    server = _AnsweringServer()
+    port = await server.start()
+    upstream = Upstream(host="127.0.0.1", port=port)
+    pool = UpstreamPool(connect_timeout=5)
+    try:
+        connection = await pool.connect(upstream)
+
+        # Held mid-answer: nothing more is read until the client takes what it has.
+        held = LoopSink(connection)
+        connection.begin(held, head_only=False)
+        connection.write(b"GET /split HTTP/1.1\r\nHost: x\r\n\r\n")
+        while not held.data:
+            await asyncio.sleep(0.01)
+        assert not _reading(connection)
+        assert held.done is None
+        held.connection = None  # the client keeps up from here on
+        connection.resume_reading()
+        await asyncio.wait_for(held.finished.wait(), 5)
+        assert held.data == ANSWER
+
+        # Held by the answer's last bytes: the connection goes back to the pool reading, so the
+        # next exchange on it gets its answer (this once hung until the upstream timeout).
+        last = LoopSink(connection)
+        connection.begin(last, head_only=False)
+        connection.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.wait_for(last.finished.wait(), 5)
+        assert last.done == (True, False)
+        assert pool.take_idle(upstream) is connection
+        assert _reading(connection)
+        following = LoopSink()
+        connection.begin(following, head_only=False)
+        connection.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            await asyncio.wait_for(following.finished.wait(), 5)
+        except TimeoutError:
+            pytest.fail("the pooled connection never read the next answer: it was left paused")
+        assert following.data == ANSWER
+    finally:
+        pool.close()
+        server.close()
+
+
+def test_a_pooled_connection_reads_again_after_its_client_held_the_answer() -> None:
+    """The client's side filling up pauses reading the upstream; when that happens on the
+    answer's last bytes, the connection must not sit in the pool paused."""
+    uvloop.run(_pooled_connection_reads_again_after_a_held_answer())
