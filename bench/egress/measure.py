@@ -182,9 +182,12 @@ class Bench:
             self._add(Proxy(name=f"mutls-{workers}", kind="mutls", workers=workers))
         if not self.args.skip_request_log:
             workers = self.args.workers[0]
-            self._add(
-                Proxy(name=f"mutls-{workers}-log", kind="mutls", workers=workers, request_log=True)
-            )
+            for kind in ("nginx", "mutls"):
+                self._add(
+                    Proxy(
+                        name=f"{kind}-{workers}-log", kind=kind, workers=workers, request_log=True
+                    )
+                )
 
     def _add(self, proxy: Proxy) -> None:
         proxy.port = free_port()
@@ -205,6 +208,9 @@ class Bench:
                 port=proxy.port,
                 route=ROUTE,
                 pki=self.pki,
+                access_log=f"access_log {workdir / 'access.log'}"
+                if proxy.request_log
+                else "access_log off",
             )
             proxy.proc = start_nginx(self.procs, conf, workdir)
         else:

@@ -27,7 +27,8 @@ def profile(bench: Bench, seconds: int, out: Path) -> None:
     if not Path(spy).exists():
         raise SystemExit("py-spy is missing: `.venv/bin/pip install py-spy`")
     out.mkdir(parents=True, exist_ok=True)
-    mutls = bench.proxies[f"mutls-{bench.args.workers[0]}"]
+    logs = "-log" if bench.args.profile_logs else ""
+    mutls = bench.proxies[f"mutls-{bench.args.workers[0]}{logs}"]
     worker = only_worker(bench, mutls)
     folded = bench.base / "profile.folded"  # raw files stay in the temp dir (see --keep)
     argv = [spy, "record", "--pid", str(worker), "--duration", str(seconds), "--threads"]
@@ -36,7 +37,7 @@ def profile(bench: Bench, seconds: int, out: Path) -> None:
     sample = while_wrk(bench, mutls, seconds, argv, bench.base / "py-spy.log")
     lines = [
         "py-spy record (100 samples/s, the worker paused at each) on the mutls egress worker "
-        f"(1 worker, request log off) under wrk -t{bench.args.wrk_threads} "
+        f"(1 worker, request log {'on' if logs else 'off'}) under wrk -t{bench.args.wrk_threads} "
         f"-c{bench.args.wrk_connections} for {seconds} s; load average {load_average()}",
         f"wrk meanwhile: {sample.value:,.0f} req/s, proxy CPU {fmt(sample.cpu_us)} µs/req",
         "",
@@ -44,7 +45,7 @@ def profile(bench: Bench, seconds: int, out: Path) -> None:
     ]
     if shutil.which("perf"):
         lines += ["", "CPU by library (perf record -e cpu-clock -F 999, on-CPU samples only):"]
-        for proxy in (mutls, bench.proxies[f"nginx-{bench.args.workers[0]}"]):
+        for proxy in (mutls, bench.proxies[f"nginx-{bench.args.workers[0]}{logs}"]):
             pid = only_worker(bench, proxy)
             data = bench.base / f"perf-{proxy.name}.data"
             argv = ["perf", "record", "-e", "cpu-clock", "-F", "999", "-p", str(pid)]

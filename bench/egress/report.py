@@ -108,19 +108,20 @@ def metrics(args: argparse.Namespace) -> list[Metric]:
         log = f"mutls-{w}-log"
         out += [
             Metric(
-                label=f"requests/s, {each}, mutls request log on (its default)",
+                label=f"requests/s, {each}, logs on (mutls request log, its default; nginx "
+                "access log)",
                 unit="req/s",
                 left=log,
-                right=f"nginx-{w}",
+                right=f"nginx-{w}-log",
                 get=rps,
                 higher_is_better=True,
                 target=1.0,
             ),
             Metric(
-                label=f"proxy CPU per request, {each}, mutls request log on",
+                label=f"proxy CPU per request, {each}, logs on",
                 unit="µs",
                 left=log,
-                right=f"nginx-{w}",
+                right=f"nginx-{w}-log",
                 get=cpu_us,
                 higher_is_better=False,
                 target=None,

@@ -84,7 +84,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--threads", type=int, default=4, help="Python client threads (default 4)")
     parser.add_argument(
-        "--skip-request-log", action="store_true", help="no row with the mutls request log on"
+        "--skip-request-log",
+        action="store_true",
+        help="no rows with the logs on (mutls request log, nginx access log)",
     )
     parser.add_argument(
         "--out", type=Path, default=HERE, help="where results.{md,json} go (default: here)"
@@ -97,6 +99,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="instead of the comparison: py-spy on the mutls worker (first --workers count, "
         "must be 1; request log off) while wrk runs SECONDS, then perf (if installed) on it and "
         "on nginx; writes profile.txt (raw files stay in the temp dir: --keep)",
+    )
+    parser.add_argument(
+        "--profile-logs",
+        action="store_true",
+        help="with --profile: mutls with its request log on, nginx with its access log on",
     )
     return parser.parse_args(argv)
 

@@ -144,7 +144,7 @@ http {{
 """
     + NGINX_TEMP_PATHS
     + """\
-    access_log off;
+    {access_log};
     keepalive_requests 1000000;
     keepalive_timeout 75s;
     upstream partner {{
@@ -183,7 +183,9 @@ class Proxy:
     name: str  # "mutls-1", "nginx-2", "mutls-1-log"
     kind: str  # "mutls" or "nginx"
     workers: int
-    request_log: bool = False  # mutls only
+    request_log: bool = False
+    """mutls: its request log (a database row per request); nginx: its access log (a line per
+    request to a file, the default format)."""
     port: int = 0
     log: Path = Path()
     proc: subprocess.Popen[bytes] | None = None
