@@ -82,8 +82,11 @@ class ExpirySettings:
     """The first retry waits this long; each next one twice as long, capped at 60 s."""
     timeout_seconds: float = 10.0
     smtp_url: str | None = None
-    """``smtp://host:port`` (STARTTLS when the server offers it), ``smtps://host:port``;
-    ``user:password@`` for SMTP AUTH."""
+    """``smtp://host:port`` (STARTTLS when the server offers it, and required before a
+    password is sent), ``smtps://host:port``; ``user:password@`` for SMTP AUTH."""
+    smtp_ca_file: Path | None = None
+    """``MUTLS_ALERT_SMTP_CA_FILE``: the CA bundle that verifies the SMTP server's certificate
+    (a relay on a private CA); the system store when unset."""
     email_from: str | None = None
     email_to: tuple[str, ...] = ()
     gateway_cert_file: Path | None = None
@@ -118,6 +121,13 @@ class ExpirySettings:
                 "MUTLS_ALERT_SMTP_URL; found "
                 f"{'no recipients' if not recipients else 'no sender'}"
             )
+        smtp_ca = env.get("MUTLS_ALERT_SMTP_CA_FILE") or None
+        smtp_ca_file = Path(smtp_ca).expanduser().absolute() if smtp_ca else None
+        if smtp_ca_file is not None and not smtp_ca_file.is_file():
+            raise InvalidArgument(
+                "expected MUTLS_ALERT_SMTP_CA_FILE to name a PEM CA bundle; found no file at "
+                f"{smtp_ca_file}"
+            )
         cert_file = env.get("MUTLS_GATEWAY_CERT_FILE") or None
         return cls(
             thresholds=parse_thresholds(
@@ -132,6 +142,7 @@ class ExpirySettings:
             webhook_backoff_seconds=_seconds(env, "MUTLS_ALERT_WEBHOOK_BACKOFF_SECONDS", 1.0),
             timeout_seconds=_seconds(env, "MUTLS_ALERT_TIMEOUT_SECONDS", 10.0),
             smtp_url=smtp_url,
+            smtp_ca_file=smtp_ca_file,
             email_from=sender,
             email_to=recipients,
             gateway_cert_file=Path(cert_file).expanduser().absolute() if cert_file else None,

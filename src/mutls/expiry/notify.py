@@ -98,6 +98,10 @@ def send_webhook(
 
 
 def send_email(notice: Notice, settings: ExpirySettings) -> Delivery:
+    """One message over SMTP. ``smtp://`` upgrades with STARTTLS when the server offers it and
+    refuses to send a password over a connection that did not; ``smtps://`` is TLS from the
+    start. The server's certificate is verified (``MUTLS_ALERT_SMTP_CA_FILE`` or the system
+    store)."""
     assert settings.smtp_url is not None
     assert settings.email_from is not None
     url = urlsplit(settings.smtp_url)
@@ -107,14 +111,14 @@ def send_email(notice: Notice, settings: ExpirySettings) -> Delivery:
     message["To"] = ", ".join(settings.email_to)
     message["Subject"] = notice.subject_line
     message.set_content(notice.text)
+    context = ssl.create_default_context(
+        cafile=str(settings.smtp_ca_file) if settings.smtp_ca_file is not None else None
+    )
     try:
         smtp: smtplib.SMTP
         if url.scheme == "smtps":
             smtp = smtplib.SMTP_SSL(
-                host,
-                url.port or 465,
-                timeout=settings.timeout_seconds,
-                context=ssl.create_default_context(),
+                host, url.port or 465, timeout=settings.timeout_seconds, context=context
             )
         else:
             smtp = smtplib.SMTP(host, url.port or 25, timeout=settings.timeout_seconds)
@@ -122,11 +126,36 @@ def send_email(notice: Notice, settings: ExpirySettings) -> Delivery:
             if url.scheme == "smtp":
                 smtp.ehlo()
                 if smtp.has_extn("starttls"):
-                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.starttls(context=context)
                     smtp.ehlo()
+                elif url.username:
+                    return Delivery(
+                        channel="email",
+                        delivered=False,
+                        attempts=1,
+                        error=f"the SMTP server at {host} does not offer STARTTLS, and mutls "
+                        "does not send the SMTP password unencrypted; enable STARTTLS on it or "
+                        "use smtps://",
+                    )
             if url.username:
                 smtp.login(unquote(url.username), unquote(url.password or ""))
             smtp.send_message(message)
+    except smtplib.SMTPAuthenticationError as exc:
+        return Delivery(
+            channel="email",
+            delivered=False,
+            attempts=1,
+            error=f"SMTPAuthenticationError: the SMTP server at {host} refused the user name "
+            f"and password (code {exc.smtp_code})",
+        )
+    except ssl.SSLCertVerificationError as exc:
+        return Delivery(
+            channel="email",
+            delivered=False,
+            attempts=1,
+            error=f"SSLCertVerificationError: the SMTP server at {host} presented a certificate "
+            f"that did not verify ({exc.verify_message}); set MUTLS_ALERT_SMTP_CA_FILE to its CA",
+        )
     except (OSError, smtplib.SMTPException) as exc:
         return Delivery(
             channel="email",

@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import itertools
 import json
-import socketserver
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope
 from typer.testing import CliRunner
 
 from mutls.accounts.mtls import update_mtls_settings
@@ -33,6 +34,7 @@ from mutls.expiry.observed import ObservedKind, observe, record_observations
 from mutls.runtime.platform import Platform
 from mutls.testing import TestCA
 from mutls.vault.secrets import create_secret
+from tests.e2e.gateway_setup import free_port
 from tests.loopback.api.conftest import SYSTEM, Api, TestClient
 from tests.loopback.api.test_roles_matrix import csr_pem
 
@@ -85,42 +87,21 @@ class Mailbox:
 
 @pytest.fixture
 def smtp() -> Iterator[Mailbox]:
-    """A tiny SMTP sink (RFC 5321's minimum: EHLO, MAIL, RCPT, DATA, QUIT), one thread."""
-    box = Mailbox()
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it receives."""
+    box = Mailbox(port=free_port())
 
-    class Handler(socketserver.StreamRequestHandler):
-        def reply(self, line: str) -> None:
-            self.wfile.write(line.encode() + b"\r\n")
+    class Handler:
+        async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:
+            assert isinstance(envelope.content, bytes)
+            box.messages.append(envelope.content.decode())
+            return "250 OK"
 
-        def handle(self) -> None:
-            self.reply("220 sink ESMTP")
-            while raw := self.rfile.readline():
-                command = raw.decode().strip().upper()
-                if command.startswith(("EHLO", "HELO")):
-                    self.reply("250 sink")
-                elif command == "DATA":
-                    self.reply("354 go ahead")
-                    lines = []
-                    while (line := self.rfile.readline()) not in (b".\r\n", b""):
-                        lines.append(line.decode())
-                    box.messages.append("".join(lines))
-                    self.reply("250 queued")
-                elif command == "QUIT":
-                    self.reply("221 bye")
-                    return
-                else:
-                    self.reply("250 ok")
-
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-    box.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    controller = Controller(Handler(), hostname="127.0.0.1", port=box.port)
+    controller.start()
     try:
         yield box
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+        controller.stop()
 
 
 # --- helpers -----------------------------------------------------------------------------------
