@@ -207,7 +207,9 @@ class EgressWorker:
                     reason="token_timeout",
                 ) from None
             except PartnerError:
-                if connection.reused and not connection.answered:
+                # Nothing of this answer came (``answered`` is about the connection's first
+                # answer, long past on a pooled one): the endpoint closed it while idle.
+                if connection.reused and not collector.data:
                     connection = None
                     continue
                 raise
