@@ -27,12 +27,12 @@ from OpenSSL import SSL
 from mutls.config import GatewayListen, GatewaySettings
 from mutls.gateway.connection import ClientConnection
 from mutls.gateway.identity import ServerIdentity
-from mutls.gateway.upstream import UpstreamConnection
 from mutls.gateway.worker import Worker
 from mutls.pki.authority import Profile
 from mutls.pki.material import Material, SourceFormat
 from mutls.policy.routing import Route, RouteTable, Upstream
 from mutls.policy.snapshot import AccountPolicy, CustomerCA, GatewaySnapshot
+from mutls.proxy.upstream import UpstreamConnection
 from mutls.testing import TestCA
 
 RESPONSE = (

@@ -47,9 +47,8 @@ from mutls.errors import (
     RouteNotFound,
     SecretExpired,
 )
-from mutls.gateway.connection import request_path
-from mutls.gateway.http import json_response
-from mutls.gateway.reading import RequestReading
+from mutls.proxy.http import json_response, request_path
+from mutls.proxy.reading import RequestReading
 from mutls.routing.egress_fields import ENVIRONMENT_NAME
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from mutls.gateway.metrics import LATENCY_BUCKETS, latency_histogram
+from mutls.proxy.latency import LATENCY_BUCKETS, latency_histogram
 
 __all__ = ["EgressCollector", "EgressStats"]
 

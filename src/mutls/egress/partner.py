@@ -33,7 +33,7 @@ from mutls.errors import (
     PartnerTimeout,
     PartnerUnreachable,
 )
-from mutls.gateway.upstream import UpstreamConnection
+from mutls.proxy.upstream import UpstreamConnection
 from mutls.tls.pipe import TlsPipe
 
 __all__ = ["PartnerConnection", "PartnerPool"]

@@ -52,7 +52,7 @@ from mutls.expiry.observed import (
     observe,
     record_observations,
 )
-from mutls.gateway.snapshot import SnapshotWatcher
+from mutls.proxy.watcher import SnapshotWatcher
 from mutls.store.database import Database
 
 __all__ = ["EgressWorker"]

@@ -15,11 +15,9 @@ import contextlib
 import ipaddress
 import json
 import logging
-import re
 from collections import deque
 from datetime import datetime
 from typing import TYPE_CHECKING, cast
-from urllib.parse import unquote
 
 import httptools
 from OpenSSL import SSL
@@ -32,10 +30,8 @@ from mutls.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from mutls.gateway.http import error_response, forward_head, json_response
+from mutls.gateway.http import error_response, forward_head
 from mutls.gateway.peer import peer_headers
-from mutls.gateway.reading import RequestReading
-from mutls.gateway.upstream import UpstreamConnection
 from mutls.policy.authorize import (
     Allow,
     Deny,
@@ -47,6 +43,9 @@ from mutls.policy.authorize import (
     resolve,
 )
 from mutls.policy.snapshot import GatewaySnapshot, Peer
+from mutls.proxy.http import json_response, request_path
+from mutls.proxy.reading import RequestReading
+from mutls.proxy.upstream import UpstreamConnection
 from mutls.tls.pipe import TlsPipe
 
 if TYPE_CHECKING:
@@ -57,34 +56,8 @@ __all__ = ["ClientConnection", "Exchange", "request_path"]
 log = logging.getLogger("mutls.gateway")
 
 WHOAMI = "/mutls/whoami"
-_NEEDS_CARE = re.compile(rb"[%.\\\x00-\x1f\x7f-\xff]")
-_REFUSED_IN_PATH = re.compile(r"[\x00-\x1f\x7f\\]")
 _MAX_PIPELINE_BUFFER = 1024 * 1024
 _REPLAYABLE = frozenset({b"GET", b"HEAD", b"OPTIONS"})
-
-
-def request_path(target: bytes) -> str | None:
-    """The decoded path routes are matched on, or None if the target must be refused.
-
-    Dot segments, backslashes and control characters are refused rather than normalised: the
-    upstream might resolve ``/public/../private`` differently from the gateway, and a route's
-    checks must apply to the path the upstream serves.
-    """
-    if not target.startswith(b"/"):
-        return None
-    raw = target.split(b"?", 1)[0].split(b"#", 1)[0]
-    if not _NEEDS_CARE.search(raw):  # the common case: nothing to decode, no dots to look at
-        return raw.decode("ascii")
-    try:
-        path = unquote(raw.decode("ascii"), errors="strict")
-    except (UnicodeDecodeError, ValueError):
-        return None
-    if _REFUSED_IN_PATH.search(path):
-        return None
-    segments = path.split("/")
-    if "." in segments or ".." in segments:
-        return None
-    return path
 
 
 def _host_of(value: str) -> str:

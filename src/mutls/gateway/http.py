@@ -7,17 +7,15 @@ so a client cannot claim another certificate or account; then the verified ident
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from http import HTTPStatus
 
 from mutls.errors import MutlsError
+from mutls.proxy.http import json_response
 
 __all__ = [
     "DROPPED_REQUEST_HEADERS",
     "error_response",
     "forward_head",
-    "json_response",
 ]
 
 DROPPED_REQUEST_HEADERS = frozenset(
@@ -93,29 +91,6 @@ def forward_head(
         lines.append(b"Connection: close\r\n")
     lines.append(b"\r\n")
     return b"".join(lines)
-
-
-def json_response(
-    status: int,
-    body: object,
-    *,
-    close: bool = False,
-    extra_headers: Sequence[tuple[bytes, bytes]] = (),
-) -> bytes:
-    payload = json.dumps(body, separators=(",", ":")).encode("utf-8")
-    phrase = HTTPStatus(status).phrase.encode("ascii")
-    head = [
-        b"HTTP/1.1 %d %s\r\n" % (status, phrase),
-        b"Content-Type: application/json\r\n",
-        b"Content-Length: %d\r\n" % len(payload),
-        b"Cache-Control: no-store\r\n",
-    ]
-    for name, value in extra_headers:
-        head.append(name + b": " + value + b"\r\n")
-    if close:
-        head.append(b"Connection: close\r\n")
-    head.append(b"\r\n")
-    return b"".join(head) + payload
 
 
 def error_response(status: int, error: MutlsError, *, close: bool = False) -> bytes:

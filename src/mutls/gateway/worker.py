@@ -27,9 +27,10 @@ from mutls.gateway.connection import ClientConnection, Exchange, access_line
 from mutls.gateway.identity import ServerIdentity
 from mutls.gateway.metrics import WorkerStats
 from mutls.gateway.peer import PeerCache
-from mutls.gateway.snapshot import SnapshotWatcher, load_snapshot
-from mutls.gateway.upstream import UpstreamPool
+from mutls.gateway.snapshot import load_snapshot
 from mutls.policy.snapshot import GatewaySnapshot, Peer
+from mutls.proxy.upstream import UpstreamPool
+from mutls.proxy.watcher import SnapshotWatcher
 from mutls.store.database import Database
 from mutls.tls.gateway_context import (
     CipherPreset,

@@ -1,8 +1,9 @@
 """What the gateway knows, frozen: the values :func:`mutls.policy.authorize.authorize` decides on.
 
 A data plane never queries the database on the request path. It holds one :class:`GatewaySnapshot`
-and replaces it whole when the store's revision moves (see ``gateway/snapshot.py``). Keys are raw
-SHA-256 digests of DER certificates, the cheapest thing a handshake can hand over.
+and replaces it whole when the store's revision moves (``gateway/snapshot.py`` loads it,
+``proxy/watcher.py`` watches). Keys are raw SHA-256 digests of DER certificates, the cheapest
+thing a handshake can hand over.
 """
 
 from __future__ import annotations

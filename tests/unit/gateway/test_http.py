@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mutls.errors import RouteForbidden
-from mutls.gateway.connection import request_path
 from mutls.gateway.http import DROPPED_REQUEST_HEADERS, error_response, forward_head
+from mutls.proxy.http import request_path
 
 IDENTITY = b"X-Mutls-Account: acme\r\nClient-Cert: :AAAA:\r\n"
 

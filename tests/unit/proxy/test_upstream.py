@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import uvloop
 
-from mutls.gateway.upstream import UpstreamConnection, UpstreamPool, rewrite_head
 from mutls.policy.routing import Upstream
+from mutls.proxy.upstream import UpstreamConnection, UpstreamPool, rewrite_head
 
 
 class Sink:
