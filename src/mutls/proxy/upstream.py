@@ -23,7 +23,7 @@ from mutls.policy.routing import Upstream
 
 __all__ = ["ConnectionPool", "ResponseSink", "UpstreamConnection", "UpstreamPool", "rewrite_head"]
 
-log = logging.getLogger("mutls.gateway")
+log = logging.getLogger("mutls.proxy")
 
 MAX_IDLE_PER_UPSTREAM = 128
 
