@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import time
@@ -113,6 +115,24 @@ def test_demo_serves_demo_data_and_resumes(tmp_path: Path) -> None:
         ), partner
         clients = wait_until(lambda: seen("gateway_client"), 15)
         assert any(item.get("account") == "acme-bank" for item in clients), clients
+
+        # The printed doctor command, as a newcomer pastes it: it walks to the gateway's
+        # refusal and names it.
+        line = next(x for x in printed.splitlines() if " mutls doctor " in x)
+        passphrase, command = line.strip().split(" ", 1)
+        argv = command.split()
+        assert argv[:2] == ["mutls", "doctor"], line
+        doctor = subprocess.run(
+            [str(MUTLS), *argv[1:], "--json"],
+            env={**os.environ, passphrase.split("=", 1)[0]: passphrase.split("=", 1)[1]},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert doctor.returncode == 1, doctor.stderr
+        report = json.loads(doctor.stdout)
+        assert report["cause"]["code"] == "route_forbidden", report
     finally:
         assert stop(proc) == 0
     printed = out.read_text()

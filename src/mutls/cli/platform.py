@@ -167,6 +167,10 @@ def demo(data_dir: DemoDirOption = Path("mutls-demo")) -> None:
         f"curl --cacert {files}/ca.pem {gateway}/api/v2/accounts   # 401: no certificate",
         f"curl --cacert {files}/ca.pem {gateway}/public/status   # 200: mtls off here",
         "mutls route list",
+        "# why a call fails, step by step, with the fix (docs/troubleshooting.md):",
+        f"MUTLS_PASSPHRASE={DEMO_CLIENT_PASSPHRASE} mutls doctor {gateway}/api/v1/accounts "
+        f"--cert {files}/client.pem --key {files}/client.key.pem --ca {files}/ca.pem",
+        "mutls expiry --within 90d   # every certificate with its days left (docs/expiry.md)",
         "# the egress proxy: a plain local request leaves as an mTLS call (docs/egress.md);",
         "# here it calls the gateway above with acme-bank's certificate from the vault:",
         f"export APP_TOKEN={tokens['app'] if tokens else '<the app token of the first start>'}",
