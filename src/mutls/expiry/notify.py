@@ -129,38 +129,30 @@ def send_email(notice: Notice, settings: ExpirySettings) -> Delivery:
                     smtp.starttls(context=context)
                     smtp.ehlo()
                 elif url.username:
-                    return Delivery(
-                        channel="email",
-                        delivered=False,
-                        attempts=1,
-                        error=f"the SMTP server at {host} does not offer STARTTLS, and mutls "
-                        "does not send the SMTP password unencrypted; enable STARTTLS on it or "
-                        "use smtps://",
+                    return _not_emailed(
+                        f"the SMTP server at {host} does not offer STARTTLS, and mutls does not "
+                        "send the SMTP password unencrypted; enable STARTTLS on it or use smtps://"
                     )
             if url.username:
                 smtp.login(unquote(url.username), unquote(url.password or ""))
             smtp.send_message(message)
     except smtplib.SMTPAuthenticationError as exc:
-        return Delivery(
-            channel="email",
-            delivered=False,
-            attempts=1,
-            error=f"SMTPAuthenticationError: the SMTP server at {host} refused the user name "
-            f"and password (code {exc.smtp_code})",
+        return _not_emailed(
+            f"SMTPAuthenticationError: the SMTP server at {host} refused the user name and "
+            f"password (code {exc.smtp_code})"
         )
     except ssl.SSLCertVerificationError as exc:
-        return Delivery(
-            channel="email",
-            delivered=False,
-            attempts=1,
-            error=f"SSLCertVerificationError: the SMTP server at {host} presented a certificate "
-            f"that did not verify ({exc.verify_message}); set MUTLS_ALERT_SMTP_CA_FILE to its CA",
+        return _not_emailed(
+            f"SSLCertVerificationError: the SMTP server at {host} presented a certificate that "
+            f"did not verify ({exc.verify_message}); set MUTLS_ALERT_SMTP_CA_FILE to its CA"
         )
     except (OSError, smtplib.SMTPException) as exc:
-        return Delivery(
-            channel="email",
-            delivered=False,
-            attempts=1,
-            error=f"{type(exc).__name__}: the SMTP server at {host} did not take the message",
+        return _not_emailed(
+            f"{type(exc).__name__}: the SMTP server at {host} did not take the message"
         )
     return Delivery(channel="email", delivered=True, attempts=1)
+
+
+def _not_emailed(error: str) -> Delivery:
+    """A failed e-mail delivery; ``error`` never holds the password."""
+    return Delivery(channel="email", delivered=False, attempts=1, error=error)
