@@ -9,6 +9,7 @@ When the server is missing the PostgreSQL half is skipped with a notice, except 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -153,3 +154,25 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_sep("!", "NOTICE: PostgreSQL tests were SKIPPED", yellow=True)
         terminalreporter.write_line(problem)
         terminalreporter.write_line("start PostgreSQL or set MUTLS_TEST_POSTGRES_URL to run them")
+
+
+@contextlib.contextmanager
+def fresh_postgres_database(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database (its URL, plain ``postgresql://``) dropped afterwards:
+    for tests that run mutls processes against a database of their own. Skips (fails in CI) when
+    no server answers."""
+    admin = _require_postgres()
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield (
+            make_url(admin)
+            .set(drivername="postgresql", database=name)
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()

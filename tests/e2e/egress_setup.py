@@ -216,6 +216,8 @@ class EgressNode:
     """A data directory with the platform bootstrapped, and ``mutls egress`` serving it."""
 
     directory: Path
+    database_url: str | None = None
+    """PostgreSQL (or any) URL; None: the data directory's SQLite file."""
     env: dict[str, str] = field(default_factory=dict)
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
@@ -233,6 +235,8 @@ class EgressNode:
                 "MUTLS_LOG_LEVEL": "info",
             }
         )
+        if self.database_url is not None:
+            self.env["MUTLS_DATABASE_URL"] = self.database_url
         settings = Settings.from_env(self.env)
         self.platform, _ = bootstrap(settings)
         return self

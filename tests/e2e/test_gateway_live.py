@@ -38,12 +38,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from mutls.pki.authority import Profile
 from mutls.testing import TestCA
-from tests.dbfixtures import in_ci, postgres_admin_url
+from tests.dbfixtures import fresh_postgres_database
 from tests.e2e.conftest import MUTLS
 from tests.e2e.test_cli_platform import Server, _clean_env, _free_port
 from tests.secretscan import register_secret
@@ -709,30 +707,8 @@ def test_account_ca_added_is_trusted_within_2s(live: Live, tmp_path: Path) -> No
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for this test, dropped afterwards."""
-    admin = postgres_admin_url()
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except Exception as exc:
-        engine.dispose()
-        reason = f"PostgreSQL not reachable at {make_url(admin).render_as_string()}: {exc}"
-        if in_ci():
-            pytest.fail(f"CI=true requires PostgreSQL. {reason}", pytrace=False)
-        pytest.skip(f"PostgreSQL scale-out test skipped: {reason}")
-    name = f"mutls_gateway_{uuid.uuid4().hex[:10]}"
-    with engine.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield (
-            make_url(admin)
-            .set(drivername="postgresql", database=name)
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with engine.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
+    with fresh_postgres_database("mutls_gateway") as url:
+        yield url
 
 
 def test_scale_out_on_postgresql(
