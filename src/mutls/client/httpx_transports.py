@@ -20,7 +20,7 @@ untouched.
 from __future__ import annotations
 
 import ssl
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 import httpx
 
@@ -80,8 +80,9 @@ def _translated(exc: httpx.TransportError, request: httpx.Request, tls: ClientTl
 # --- direct mTLS -------------------------------------------------------------------------------
 
 
-class MtlsTransport(httpx.HTTPTransport):
-    """``httpx.HTTPTransport`` presenting a client certificate; one context per identity."""
+class _ClientTlsTransport:
+    """What the sync and async transports share: the client TLS identity and its one context.
+    Mixed in before ``httpx.HTTPTransport`` or ``httpx.AsyncHTTPTransport``."""
 
     def __init__(
         self,
@@ -99,7 +100,7 @@ class MtlsTransport(httpx.HTTPTransport):
         self.tls = resolve_client_tls(
             cert, key, passphrase=passphrase, ca=ca, verify=verify, tls=tls
         )
-        super().__init__(
+        super().__init__(  # type: ignore[call-arg]  # the httpx transport after this mixin
             verify=self.tls.context, trust_env=False, limits=limits, retries=retries, proxy=proxy
         )
 
@@ -113,62 +114,7 @@ class MtlsTransport(httpx.HTTPTransport):
         verify: bool = True,
         limits: httpx.Limits = DEFAULT_LIMITS,
         retries: int = 0,
-    ) -> MtlsTransport:
-        """A transport for the certificate secret ``name`` in ``environment`` (audited)."""
-        tls = client_tls_from_secret(name, environment, settings=settings, verify=verify)
-        return cls(tls=tls, limits=limits, retries=retries)
-
-    @property
-    def ssl_context(self) -> ssl.SSLContext:
-        return self.tls.context
-
-    def __repr__(self) -> str:
-        return f"MtlsTransport(subject={self.tls.subject!r}, trust={self.tls.trust!r})"
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        try:
-            return super().handle_request(request)
-        except httpx.TransportError as exc:
-            translated = _translated(exc, request, self.tls)
-            if translated is exc:
-                raise
-            raise translated from exc
-
-
-class AsyncMtlsTransport(httpx.AsyncHTTPTransport):
-    """``httpx.AsyncHTTPTransport`` presenting a client certificate; one context per identity."""
-
-    def __init__(
-        self,
-        cert: Source | None = None,
-        key: Source | None = None,
-        *,
-        passphrase: str | bytes | None = None,
-        ca: Source | None = None,
-        verify: bool = True,
-        tls: ClientTls | None = None,
-        limits: httpx.Limits = DEFAULT_LIMITS,
-        retries: int = 0,
-        proxy: str | None = None,
-    ) -> None:
-        self.tls = resolve_client_tls(
-            cert, key, passphrase=passphrase, ca=ca, verify=verify, tls=tls
-        )
-        super().__init__(
-            verify=self.tls.context, trust_env=False, limits=limits, retries=retries, proxy=proxy
-        )
-
-    @classmethod
-    def from_secret(
-        cls,
-        name: str,
-        environment: str = DEFAULT_ENVIRONMENT,
-        settings: Settings | None = None,
-        *,
-        verify: bool = True,
-        limits: httpx.Limits = DEFAULT_LIMITS,
-        retries: int = 0,
-    ) -> AsyncMtlsTransport:
+    ) -> Self:
         """A transport for the certificate secret ``name`` in ``environment`` (audited).
 
         Blocking (it reads the store): call it once at start-up, not per request."""
@@ -180,7 +126,24 @@ class AsyncMtlsTransport(httpx.AsyncHTTPTransport):
         return self.tls.context
 
     def __repr__(self) -> str:
-        return f"AsyncMtlsTransport(subject={self.tls.subject!r}, trust={self.tls.trust!r})"
+        return f"{type(self).__name__}(subject={self.tls.subject!r}, trust={self.tls.trust!r})"
+
+
+class MtlsTransport(_ClientTlsTransport, httpx.HTTPTransport):
+    """``httpx.HTTPTransport`` presenting a client certificate; one context per identity."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return super().handle_request(request)
+        except httpx.TransportError as exc:
+            translated = _translated(exc, request, self.tls)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+
+class AsyncMtlsTransport(_ClientTlsTransport, httpx.AsyncHTTPTransport):
+    """``httpx.AsyncHTTPTransport`` presenting a client certificate; one context per identity."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
