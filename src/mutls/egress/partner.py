@@ -33,7 +33,7 @@ from mutls.errors import (
     PartnerTimeout,
     PartnerUnreachable,
 )
-from mutls.proxy.upstream import UpstreamConnection
+from mutls.proxy.upstream import UpstreamConnection, take_newest
 from mutls.tls.pipe import TlsPipe
 
 __all__ = ["PartnerConnection", "PartnerPool"]
@@ -212,13 +212,7 @@ class PartnerPool:
         self.retired = 0
 
     def take_idle(self, endpoint: Endpoint) -> PartnerConnection | None:
-        idle = self._idle.get(endpoint.pool_key)
-        while idle:
-            connection = idle.pop()
-            if not connection.closed:
-                connection.reused = True
-                return connection
-        return None
+        return take_newest(self._idle.get(endpoint.pool_key))
 
     async def connect(self, endpoint: Endpoint, *, sends_certificate: bool) -> PartnerConnection:
         """A new connection with its handshake complete, or a :class:`PartnerError`."""

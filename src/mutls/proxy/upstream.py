@@ -14,14 +14,21 @@ import logging
 import re
 from collections import deque
 from collections.abc import Hashable
-from typing import Protocol, cast
+from typing import Protocol, TypeVar, cast
 
 import httptools
 
 from mutls.errors import UpstreamUnavailable
 from mutls.policy.routing import Upstream
 
-__all__ = ["ConnectionPool", "ResponseSink", "UpstreamConnection", "UpstreamPool", "rewrite_head"]
+__all__ = [
+    "ConnectionPool",
+    "ResponseSink",
+    "UpstreamConnection",
+    "UpstreamPool",
+    "rewrite_head",
+    "take_newest",
+]
 
 log = logging.getLogger("mutls.proxy")
 
@@ -249,6 +256,20 @@ class UpstreamConnection(asyncio.Protocol):
             sink.upstream_failed(started)
 
 
+C = TypeVar("C", bound=UpstreamConnection)
+
+
+def take_newest(idle: deque[C] | None) -> C | None:
+    """The most recently released open connection of ``idle`` (closed ones are dropped on the
+    way), marked as reused; None if there is none."""
+    while idle:
+        connection = idle.pop()
+        if not connection.closed:
+            connection.reused = True
+            return connection
+    return None
+
+
 class UpstreamPool:
     """Idle keep-alive connections per upstream, newest first (warm ones get reused)."""
 
@@ -257,13 +278,7 @@ class UpstreamPool:
         self._connect_timeout = connect_timeout
 
     def take_idle(self, upstream: Hashable) -> UpstreamConnection | None:
-        idle = self._idle.get(upstream)
-        while idle:
-            connection = idle.pop()
-            if not connection.closed:
-                connection.reused = True
-                return connection
-        return None
+        return take_newest(self._idle.get(upstream))
 
     async def connect(self, upstream: Upstream) -> UpstreamConnection:
         loop = asyncio.get_running_loop()
