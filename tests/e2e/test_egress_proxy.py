@@ -560,6 +560,24 @@ def test_request_log_and_secret_use_audit(world: World) -> None:
     assert row.tls_version in {"TLSv1.2", "TLSv1.3"}
     assert row.latency_ms > 0
 
+    def log_metrics() -> dict[str, float]:
+        text = httpx.get(world.node.metrics_url, timeout=10).text
+        return {
+            line.split()[0]: float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith("mutls_egress_request_log_")
+        }
+
+    # The row is written, so once the workers' next dump (each second) shows it, nothing waits;
+    # and nothing was lost.
+    wait_until(
+        lambda: log_metrics().get("mutls_egress_request_log_pending") == 0.0,
+        10,
+        what="no request-log rows pending",
+    )
+    metrics = log_metrics()
+    assert metrics["mutls_egress_request_log_dropped_total"] == 0.0
+
     def audited() -> list[AuditEvent]:
         with platform.db.read() as session:
             return list(

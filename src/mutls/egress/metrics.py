@@ -42,6 +42,10 @@ class EgressStats:
         """"secret/environment" -> days until the certificate it presents expires."""
         self.snapshot_revision = 0
         self.snapshot_reloads = 0
+        self.request_log_pending = 0
+        """Request-log rows waiting for the next write (they pile up while the store is away)."""
+        self.request_log_dropped = 0
+        """Rows lost: past ``MAX_PENDING`` while the store was away, or refused by it."""
 
     def observe(self, route: str, seconds: float) -> None:
         counts = self.latency.get(route)
@@ -64,6 +68,8 @@ class EgressStats:
             "certificate_days_left": self.certificate_days_left,
             "snapshot_revision": self.snapshot_revision,
             "snapshot_reloads": self.snapshot_reloads,
+            "request_log_pending": self.request_log_pending,
+            "request_log_dropped": self.request_log_dropped,
         }
 
     def dump(self, run_dir: Path) -> None:
@@ -149,6 +155,18 @@ class EgressCollector(Collector):
                 "rejected_connections",
                 "rejected_connections",
                 "App connections closed at once at MUTLS_EGRESS_MAX_CONNECTIONS",
+                0,
+            ),
+            (
+                "request_log_pending",
+                "request_log_pending",
+                "Request-log rows waiting to be written",
+                1,
+            ),
+            (
+                "request_log_dropped",
+                "request_log_dropped",
+                "Request-log rows lost (the store away too long, or a row it refused)",
                 0,
             ),
         ):

@@ -341,6 +341,8 @@ class EgressWorker:
             self.stats.idle_connections = self.pool.idle_count()
             self.stats.connections_opened = self.pool.opened
             self.stats.connections_retired = self.pool.retired
+            self.stats.request_log_pending = len(self.requests.pending)
+            self.stats.request_log_dropped = self.requests.dropped
             if self.run_dir is not None:
                 with contextlib.suppress(OSError):
                     self.stats.dump(self.run_dir)
