@@ -15,6 +15,7 @@ import functools
 import hashlib
 import http.client
 import json
+import os
 import random
 import re
 import select
@@ -1261,3 +1262,48 @@ def test_a_safe_request_goes_again_once_when_the_upstream_drops_it(
     finally:
         live.admin.remove_route("drops")
         upstream.close()
+
+
+def _answers(url: str) -> int | None:
+    """The HTTP status ``url`` answers with (no client certificate, no token), or None."""
+    try:
+        return httpx.get(url, verify=False, timeout=2).status_code
+    except httpx.HTTPError:
+        return None
+
+
+def test_mutls_up_restarts_dead_gateway_and_egress_workers(tmp_path: Path) -> None:
+    """Under `mutls up`, gateway and egress workers killed with SIGKILL are replaced (one each,
+    no more) and both listeners answer again; the node still stops cleanly."""
+    egress_port = _free_port()
+    server = _start_up(
+        tmp_path / "up",
+        MUTLS_GATEWAY_WORKERS="2",
+        MUTLS_EGRESS_WORKERS="1",
+        MUTLS_EGRESS_LISTEN=f"127.0.0.1:{egress_port}",
+    )
+    gateway = f"{server.gateway_url}/mutls/whoami"
+    egress = f"http://127.0.0.1:{egress_port}/any/path"
+    try:
+        parent = server.proc.pid
+        _wait_for(lambda: len(_children(parent)) == 3, limit=10, what="3 workers")
+        _wait_for(lambda: _answers(gateway) == 401, limit=10, what="the gateway answers")
+        _wait_for(lambda: _answers(egress) == 401, limit=10, what="the egress proxy answers")
+        dead = set(_children(parent))
+        for pid in dead:
+            os.kill(pid, signal.SIGKILL)
+
+        def replaced() -> bool:
+            now = set(_children(parent))
+            return len(now) == 3 and not now & dead
+
+        _wait_for(replaced, limit=10, what="3 new workers")
+        assert _answers(gateway) == 401  # the gateway's JSON client_certificate_required
+        assert _answers(egress) == 401  # the egress proxy's token_required
+        time.sleep(1.0)
+        assert len(_children(parent)) == 3, "a restart spawned more workers than died"
+    finally:
+        code = server.stop()
+    assert code == 0, f"mutls up exited with {code}: {server.log.read_text()[-2000:]}"
+    log = server.log.read_text()
+    assert log.count("exited (-9); starting a new one") == 3, log[-3000:]

@@ -2,16 +2,18 @@
 
 The node runs the admin API (with the CA endpoints) and the renewal listener (``POST /renew`` over
 mTLS) in this process, and the worker processes of the mTLS gateway (``MUTLS_GATEWAY_LISTEN``) and
-of the egress proxy (``MUTLS_EGRESS_LISTEN``) beside it (``off`` for none), and the periodic
-expiry check (``MUTLS_EXPIRY_CHECK_SECONDS``) in a thread. Ctrl-C or SIGTERM stops
-accepting, lets in-flight requests finish (up to ``GRACEFUL_SECONDS``) and exits 0.
+of the egress proxy (``MUTLS_EGRESS_LISTEN``) beside it (``off`` for none), restarting a worker
+that dies, and the periodic expiry check (``MUTLS_EXPIRY_CHECK_SECONDS``) in a thread. Ctrl-C or
+SIGTERM stops accepting, lets in-flight requests finish (up to ``GRACEFUL_SECONDS``) and exits 0.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Sequence
+from typing import Protocol
 
 from mutls.api.app import create_app
 from mutls.api.renewal import create_renewal_app
@@ -29,6 +31,8 @@ from mutls.tls.context import ClientCertMode, server_context
 __all__ = ["GRACEFUL_SECONDS", "configure_logging", "serve"]
 
 GRACEFUL_SECONDS = 10
+REAP_SECONDS = 0.5
+"""How often ``mutls up`` looks for dead gateway and egress workers to restart."""
 log = logging.getLogger("mutls.up")
 
 
@@ -54,27 +58,12 @@ def serve(
 ) -> None:
     """Serve the admin API, the renewal listener and (unless turned off, as for an API-only
     node) the mTLS gateway and the egress proxy until SIGINT or SIGTERM; exit 0 then."""
-    settings = platform.settings
-    app = create_app(platform)
-    listeners = [
-        Listener(
-            name="admin API",
-            app=app,
-            sock=bind(settings.api_host, settings.api_port, setting="MUTLS_API_LISTEN"),
-            graceful_seconds=GRACEFUL_SECONDS,
-        )
-    ]
-    try:
-        renewal = _renewal_listener(platform, app.state.issuers)
-    except BaseException:
-        listeners[0].sock.close()
-        raise
-    if renewal is not None:
-        listeners.append(renewal)
-    listeners.extend(extra_listeners)
+    listeners = [*_api_listeners(platform), *extra_listeners]
     processes = None
     egress_processes = None
     expiry = ExpiryScheduler(platform)
+    reaper_stop = threading.Event()
+    reaper: threading.Thread | None = None
     try:
         processes = _gateway(platform) if gateway else None
         egress_processes = _egress(platform) if egress else None
@@ -86,17 +75,20 @@ def serve(
         raise
     try:
         # Fork the workers before this process starts threads or an event loop.
-        if processes is not None:
-            processes.start()
-        if egress_processes is not None:
-            egress_processes.start()
+        for workers in (processes, egress_processes):
+            if workers is not None:
+                workers.start()
         if processes is not None:
             serve_metrics(processes)
         if egress_processes is not None:
             serve_egress_metrics(egress_processes)
         expiry.start()  # issue 7: at start, then every MUTLS_EXPIRY_CHECK_SECONDS
+        reaper = _restart_dead_workers([processes, egress_processes], reaper_stop)
         run_listeners(listeners)
     finally:
+        reaper_stop.set()
+        if reaper is not None:
+            reaper.join(timeout=5)
         expiry.stop()
         if egress_processes is not None:
             egress_processes.stop()
@@ -104,6 +96,50 @@ def serve(
             processes.stop()
         platform.close()
         log.info("stopped")
+
+
+def _api_listeners(platform: Platform) -> list[Listener]:
+    """The admin API, and the renewal listener unless it is off."""
+    settings = platform.settings
+    app = create_app(platform)
+    api = Listener(
+        name="admin API",
+        app=app,
+        sock=bind(settings.api_host, settings.api_port, setting="MUTLS_API_LISTEN"),
+        graceful_seconds=GRACEFUL_SECONDS,
+    )
+    try:
+        renewal = _renewal_listener(platform, app.state.issuers)
+    except BaseException:
+        api.sock.close()
+        raise
+    return [api] if renewal is None else [api, renewal]
+
+
+class _Reapable(Protocol):
+    def reap(self, *, block: bool) -> None: ...
+
+
+def _restart_dead_workers(
+    sets: Sequence[_Reapable | None], stop: threading.Event
+) -> threading.Thread | None:
+    """A thread that restarts dead gateway and egress workers while the listeners serve (the
+    standalone ``mutls gateway`` and ``mutls egress`` do it in their foreground loop)."""
+    active = [workers for workers in sets if workers is not None]
+    if not active:
+        return None
+
+    def watch() -> None:
+        while not stop.wait(REAP_SECONDS):
+            for workers in active:
+                try:
+                    workers.reap(block=False)
+                except Exception:
+                    log.exception("restarting a dead worker failed")
+
+    thread = threading.Thread(target=watch, name="mutls-worker-reaper", daemon=True)
+    thread.start()
+    return thread
 
 
 def _egress(platform: Platform) -> EgressProcesses | None:

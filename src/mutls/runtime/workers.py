@@ -66,18 +66,18 @@ class WorkerProcesses:
         self.children[pid] = slot
 
     def reap(self, *, block: bool) -> None:
-        """Collect exited workers; restart them unless stopping."""
-        while self.children:
+        """Collect this set's exited workers; restart them unless stopping. Only its own pids
+        are waited for: ``mutls up`` runs the gateway's and the egress proxy's sets side by side,
+        and a ``waitpid(-1)`` here would swallow the other set's exits."""
+        for pid in list(self.children):
             try:
-                pid, status = os.waitpid(-1, 0 if block else os.WNOHANG)
+                waited, status = os.waitpid(pid, 0 if block else os.WNOHANG)
             except ChildProcessError:
-                self.children.clear()
-                return
-            if pid == 0:
-                return
-            slot = self.children.pop(pid, None)
-            if slot is None:
+                self.children.pop(pid, None)
                 continue
+            if waited == 0:
+                continue
+            slot = self.children.pop(pid)
             if not self.stopping:
                 log.error(
                     "%s worker %s exited (%s); starting a new one",
