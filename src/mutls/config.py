@@ -411,6 +411,9 @@ class GatewaySettings:
     workers: int = 1
     cert_file: Path | None = None
     key_file: Path | None = None
+    cert_days: float = 90.0
+    """Lifetime of the certificate the platform CA issues the gateway when no files are set;
+    the gateway issues itself a new one at two thirds of it."""
     access_log: bool = True
     metrics_listen: tuple[str, int] | None = ("127.0.0.1", 9190)
     max_header_bytes: int = 32 * 1024
@@ -454,6 +457,7 @@ class GatewaySettings:
             ),
             cert_file=Path(cert).expanduser().absolute() if cert else None,
             key_file=Path(key).expanduser().absolute() if key else None,
+            cert_days=_cert_days(env.get("MUTLS_GATEWAY_CERT_DAYS")),
             access_log=log == "on",
             metrics_listen=_optional_listen(
                 env.get("MUTLS_GATEWAY_METRICS_LISTEN") or "127.0.0.1:9190",
@@ -480,6 +484,28 @@ class GatewaySettings:
             drain_seconds=_seconds(env, "MUTLS_GATEWAY_DRAIN_SECONDS", 10.0),
             poll_seconds=_seconds(env, "MUTLS_GATEWAY_POLL_SECONDS", 0.5),
         )
+
+
+MIN_CERT_SECONDS = 10.0
+MAX_CERT_DAYS = 397.0
+"""The CA/Browser Forum's longest TLS server certificate; mutls's default is 90 days."""
+
+
+def _cert_days(raw: str | None) -> float:
+    """``MUTLS_GATEWAY_CERT_DAYS``: days, fractions allowed (a test may want seconds' worth)."""
+    if raw is None or raw.strip() == "":
+        return 90.0
+    try:
+        days = float(raw)
+    except ValueError:
+        days = -1.0
+    if not MIN_CERT_SECONDS / 86_400 <= days <= MAX_CERT_DAYS:
+        raise InvalidArgument(
+            f"expected MUTLS_GATEWAY_CERT_DAYS in days, from {MIN_CERT_SECONDS:g} seconds' worth "
+            f"up to {MAX_CERT_DAYS:g}; found {raw!r}",
+            hint="the default, 90, suits most nodes",
+        )
+    return days
 
 
 def _seconds(env: Mapping[str, str], variable: str, default: float) -> float:

@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -1307,3 +1308,51 @@ def test_mutls_up_restarts_dead_gateway_and_egress_workers(tmp_path: Path) -> No
     assert code == 0, f"mutls up exited with {code}: {server.log.read_text()[-2000:]}"
     log = server.log.read_text()
     assert log.count("exited (-9); starting a new one") == 3, log[-3000:]
+
+
+def _server_certificate(sock: ssl.SSLSocket) -> x509.Certificate:
+    der = sock.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der)
+
+
+def test_an_issued_gateway_certificate_is_renewed_before_it_expires(tmp_path: Path) -> None:
+    """With no certificate files, the platform CA's certificate for the gateway is replaced at
+    two thirds of its life (here 30 s): fresh handshakes get the new one, which verifies against
+    the platform chain; a connection opened before keeps working."""
+    server = _start_up(
+        tmp_path / "up", MUTLS_GATEWAY_WORKERS="1", MUTLS_GATEWAY_CERT_DAYS=str(30 / 86_400)
+    )
+    try:
+        chain = httpx.get(f"{server.url}/ca/platform/chain.pem", timeout=10)
+        trust = tmp_path / "platform-chain.pem"
+        trust.write_bytes(chain.content)
+        ctx = ssl.create_default_context(cafile=str(trust))
+        port = int(server.gateway_url.rsplit(":", 1)[1])
+        kept = _raw_tls(port, ctx)
+        first = _server_certificate(kept)
+        life = first.not_valid_after_utc - datetime.now(UTC)
+        assert life <= timedelta(seconds=31), f"expected a 30 s certificate; {life} left"
+        with _raw_tls(port, ctx) as again:  # the twin: not renewed early
+            assert _server_certificate(again).serial_number == first.serial_number
+
+        seen: list[x509.Certificate] = []
+
+        def renewed() -> bool:
+            with _raw_tls(port, ctx) as fresh:  # verifies chain and name against the platform CA
+                seen.append(_server_certificate(fresh))
+            return seen[-1].serial_number != first.serial_number
+
+        _wait_for(renewed, limit=30, what="a renewed gateway certificate")
+        second = seen[-1]
+        assert second.not_valid_after_utc > first.not_valid_after_utc
+        assert datetime.now(UTC) < first.not_valid_after_utc, "renewed only after it expired"
+        kept.sendall(b"GET /mutls/whoami HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = _read_answer(kept.makefile("rb"))
+        assert answer.status == 401  # the open connection still works, on its old certificate
+        assert _server_certificate(kept).serial_number == first.serial_number
+        kept.close()
+    finally:
+        code = server.stop()
+    assert code == 0
+    assert "gateway certificate renewed" in server.log.read_text()

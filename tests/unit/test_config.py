@@ -162,6 +162,10 @@ def test_gateway_certificate_files_come_in_pairs(tmp_path: Path) -> None:
         ("MUTLS_GATEWAY_WORKERS", "-1"),
         ("MUTLS_GATEWAY_MAX_BODY_BYTES", "1e9"),
         ("MUTLS_GATEWAY_ACCESS_LOG", "maybe"),
+        ("MUTLS_GATEWAY_CERT_DAYS", "0"),
+        ("MUTLS_GATEWAY_CERT_DAYS", "0.0001"),  # under 10 seconds
+        ("MUTLS_GATEWAY_CERT_DAYS", "398"),
+        ("MUTLS_GATEWAY_CERT_DAYS", "ninety"),
     ],
 )
 def test_gateway_numbers_are_checked(variable: str, raw: str) -> None:
@@ -169,6 +173,14 @@ def test_gateway_numbers_are_checked(variable: str, raw: str) -> None:
 
     with pytest.raises(InvalidArgument, match=variable):
         GatewaySettings.from_env({variable: raw})
+
+
+def test_gateway_certificate_lifetime_takes_days_and_fractions() -> None:
+    from mutls.config import GatewaySettings
+
+    assert GatewaySettings.from_env({}).cert_days == 90.0
+    assert GatewaySettings.from_env({"MUTLS_GATEWAY_CERT_DAYS": "30"}).cert_days == 30.0
+    assert GatewaySettings.from_env({"MUTLS_GATEWAY_CERT_DAYS": "0.5"}).cert_days == 0.5
 
 
 def test_gateway_defaults_are_bounded() -> None:

@@ -21,14 +21,20 @@ from mutls.pki.material import Material, SourceFormat
 __all__ = ["SERVER_CERT_DAYS", "issue_server_identity"]
 
 SERVER_CERT_DAYS = 90
-"""Short, like ACME certificates: a node re-issues on every start, so 90 days is ample."""
+"""Short, like ACME certificates. The gateway re-issues its own at two thirds of its life while
+it runs (``MUTLS_GATEWAY_CERT_DAYS``); every listener gets a new one at start."""
 
 
 def issue_server_identity(
-    issuer: IssuingCA, names: Sequence[str], *, now: datetime, days: int = SERVER_CERT_DAYS
+    issuer: IssuingCA,
+    names: Sequence[str],
+    *,
+    now: datetime,
+    lifetime: timedelta = timedelta(days=SERVER_CERT_DAYS),
 ) -> Material:
     """A fresh EC P-256 key and a serverAuth certificate for ``names`` (DNS names or IPs),
-    with the intermediates, as the material a TLS server context loads."""
+    valid for ``lifetime`` from ``now`` (never past the issuing CA's own end), with the
+    intermediates, as the material a TLS server context loads."""
     if not names:
         raise InvalidArgument(
             "expected at least one server name (DNS name or IP address); found none",
@@ -36,7 +42,7 @@ def issue_server_identity(
         )
     key = generate_key()
     csr = build_csr(key, SubjectSpec(common_name=names[0]), [parse_san(n) for n in names])
-    validity = min(timedelta(days=days), issuer.certificate.not_valid_after_utc - now)
+    validity = min(lifetime, issuer.certificate.not_valid_after_utc - now)
     certificate = sign_csr(
         csr,
         issuer=issuer.certificate,

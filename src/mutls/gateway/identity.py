@@ -1,14 +1,20 @@
-"""The gateway's own server certificate: uploaded files, or issued by the platform CA at start.
+"""The gateway's own server certificate: uploaded files, or issued by the platform CA.
 
 Uploaded files (``MUTLS_GATEWAY_CERT_FILE`` / ``MUTLS_GATEWAY_KEY_FILE``) are watched: when either
 changes on disk (or on SIGHUP), each worker loads the pair, checks the key matches, and builds new
 TLS contexts. New handshakes get the new certificate; open connections keep theirs, so replacing a
 certificate drops nothing. A pair that fails to load keeps the old one in service (logged).
+
+An issued certificate (no files) is issued at start and again by each worker at two thirds of its
+life (``MUTLS_GATEWAY_CERT_DAYS``, 90 by default), the same way: a gateway that runs for months
+never serves an expired certificate. A failed issuance keeps the current one and is retried.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 
 from mutls.errors import InvalidArgument, MissingPrivateKey
@@ -49,6 +55,13 @@ def load_identity_files(cert_file: Path, key_file: Path) -> Material:
     return material
 
 
+RENEW_AT = 2 / 3
+"""An issued certificate is replaced once this share of its life (from issuance) has passed."""
+
+Issue = Callable[[datetime], Material]
+"""Issues a new server certificate at the given time (the platform CA's, for ``issued``)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class ServerIdentity:
     material: Material = field(repr=False)
@@ -56,6 +69,10 @@ class ServerIdentity:
     key_file: Path | None = None
     stamps: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))
     _reload: list[bool] = field(default_factory=lambda: [False])
+    issue: Issue | None = field(default=None, repr=False, compare=False)
+    """For an issued certificate: how to issue the next one."""
+    renew_at: datetime | None = None
+    """For an issued certificate: when to issue the next one."""
 
     @classmethod
     def from_files(cls, cert_file: Path, key_file: Path) -> ServerIdentity:
@@ -68,8 +85,22 @@ class ServerIdentity:
         )
 
     @classmethod
-    def issued(cls, material: Material) -> ServerIdentity:
-        return cls(material=material)
+    def issued(
+        cls, material: Material, *, issue: Issue | None = None, now: datetime | None = None
+    ) -> ServerIdentity:
+        """A certificate issued at ``now``; with ``issue``, renewed at two thirds of its life."""
+        renew_at = None
+        if issue is not None and now is not None and material.leaf is not None:
+            renew_at = now + (material.leaf.not_valid_after_utc - now) * RENEW_AT
+        return cls(material=material, issue=issue, renew_at=renew_at)
+
+    def renewal_due(self, now: datetime) -> bool:
+        return self.renew_at is not None and now >= self.renew_at
+
+    def renewed(self, now: datetime) -> ServerIdentity:
+        """A newly issued certificate (blocking: it reads the CA and signs; run it in a thread)."""
+        assert self.issue is not None
+        return ServerIdentity.issued(self.issue(now), issue=self.issue, now=now)
 
     def request_reload(self) -> None:
         self._reload[0] = True

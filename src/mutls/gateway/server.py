@@ -13,6 +13,7 @@ import logging
 import signal
 import socket
 import tempfile
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import uvloop
@@ -22,6 +23,7 @@ from mutls.errors import CANotInitialized
 from mutls.gateway.identity import ServerIdentity
 from mutls.gateway.snapshot import load_snapshot
 from mutls.gateway.worker import Worker
+from mutls.pki.material import Material
 from mutls.runtime.listeners import bind
 from mutls.runtime.platform import Platform
 from mutls.runtime.workers import WorkerProcesses, run_in_foreground
@@ -47,8 +49,16 @@ def _server_identity(platform: Platform, settings: GatewaySettings) -> ServerIde
             f"node has no platform CA in {platform.settings.ca_dir}",
             hint="set MUTLS_GATEWAY_CERT_FILE and MUTLS_GATEWAY_KEY_FILE, or run `mutls up` once",
         ) from None
+    lifetime = timedelta(days=settings.cert_days)
+    names = platform.settings.server_names
+
+    def issue(at: datetime) -> Material:
+        """Runs in a gateway worker when its certificate is two thirds through its life."""
+        current = IssuerCache(platform.db, platform.keys, platform.settings.ca_dir)
+        return issue_server_identity(current.platform(now=at), names, now=at, lifetime=lifetime)
+
     return ServerIdentity.issued(
-        issue_server_identity(issuer, platform.settings.server_names, now=now)
+        issue_server_identity(issuer, names, now=now, lifetime=lifetime), issue=issue, now=now
     )
 
 

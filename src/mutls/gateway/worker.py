@@ -42,6 +42,7 @@ from mutls.tls.gateway_context import (
 __all__ = ["ListenerState", "Worker", "policy_of"]
 
 log = logging.getLogger("mutls.gateway")
+RENEW_RETRY_SECONDS = 60
 access_log = logging.getLogger("mutls.gateway.access")
 
 
@@ -91,6 +92,8 @@ class Worker:
         self.peers = PeerCache(anchors=self._anchor_certs)
         self.connections: set[ClientConnection] = set()
         self.draining = False
+        self._renew_retry_at = 0.0
+        """Loop time before which a failed certificate renewal is not tried again."""
         self.listeners = []
         for listen, sock in sockets:
             policy = policy_of(listen)
@@ -153,9 +156,42 @@ class Worker:
                 else:
                     log.info("gateway certificate replaced; new handshakes use it")
                     self._rebuild_contexts()
+            if self.identity.renewal_due(self.clock()) and now >= self._renew_retry_at:
+                await self._renew_identity()
             if self.run_dir is not None:
                 with contextlib.suppress(OSError):
                     self.stats.dump(self.run_dir)
+
+    async def _renew_identity(self) -> None:
+        """Issue this worker a new server certificate from the platform CA (in a thread); open
+        connections keep the old one. A failure keeps the current certificate, retried in 60 s."""
+        current = self.identity
+        try:
+            renewed = await asyncio.to_thread(current.renewed, self.clock())
+        except Exception as error:
+            self._renew_retry_at = self.loop.time() + RENEW_RETRY_SECONDS
+            log.warning(
+                "issuing the gateway a new certificate failed (%s: %s); keeping the current one "
+                "until %s, retrying in %d s",
+                type(error).__name__,
+                error,
+                current.material.leaf.not_valid_after_utc.isoformat()
+                if current.material.leaf is not None
+                else "?",
+                RENEW_RETRY_SECONDS,
+            )
+            return
+        if self.identity is not current:  # replaced meanwhile (a SIGHUP reload)
+            return
+        self.identity = renewed
+        self._rebuild_contexts()
+        leaf = renewed.material.leaf
+        assert leaf is not None
+        log.info(
+            "gateway certificate renewed: serial %X, valid until %s; new handshakes use it",
+            leaf.serial_number,
+            leaf.not_valid_after_utc.isoformat(),
+        )
 
     def saw_client(self, connection: SSL.Connection, peer: Peer, account_id: str) -> None:
         """A client certificate that mapped to an account, for the expiry inventory; once per
