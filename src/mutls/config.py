@@ -183,6 +183,10 @@ class Settings:
     renew_listen: tuple[str, int] | None = None
     """Where ``POST /renew`` listens over mTLS; None: no renewal listener."""
     server_names: tuple[str, ...] = DEFAULT_SERVER_NAMES
+    server_cert_days: float = 90.0
+    """``MUTLS_SERVER_CERT_DAYS``: life of the server certificates the platform CA issues this
+    node's customer-facing listeners (the gateway without certificate files, the renewal
+    listener); each is renewed at two thirds of it while the node runs."""
     expiry: ExpirySettings = ExpirySettings()
     """Expiry thresholds and alert channels (issue 7)."""
 
@@ -258,6 +262,7 @@ class Settings:
                 env.get("MUTLS_RENEW_LISTEN") or DEFAULT_RENEW_LISTEN, "MUTLS_RENEW_LISTEN"
             ),
             server_names=_server_names(env.get("MUTLS_SERVER_NAMES"), public_url),
+            server_cert_days=_cert_days(env.get("MUTLS_SERVER_CERT_DAYS")),
             expiry=ExpirySettings.from_env(env),
         )
 
@@ -411,9 +416,6 @@ class GatewaySettings:
     workers: int = 1
     cert_file: Path | None = None
     key_file: Path | None = None
-    cert_days: float = 90.0
-    """Lifetime of the certificate the platform CA issues the gateway when no files are set;
-    the gateway issues itself a new one at two thirds of it."""
     access_log: bool = True
     metrics_listen: tuple[str, int] | None = ("127.0.0.1", 9190)
     max_header_bytes: int = 32 * 1024
@@ -457,7 +459,6 @@ class GatewaySettings:
             ),
             cert_file=Path(cert).expanduser().absolute() if cert else None,
             key_file=Path(key).expanduser().absolute() if key else None,
-            cert_days=_cert_days(env.get("MUTLS_GATEWAY_CERT_DAYS")),
             access_log=log == "on",
             metrics_listen=_optional_listen(
                 env.get("MUTLS_GATEWAY_METRICS_LISTEN") or "127.0.0.1:9190",
@@ -492,7 +493,7 @@ MAX_CERT_DAYS = 397.0
 
 
 def _cert_days(raw: str | None) -> float:
-    """``MUTLS_GATEWAY_CERT_DAYS``: days, fractions allowed (a test may want seconds' worth)."""
+    """``MUTLS_SERVER_CERT_DAYS``: days, fractions allowed (a test may want seconds' worth)."""
     if raw is None or raw.strip() == "":
         return 90.0
     try:
@@ -501,7 +502,7 @@ def _cert_days(raw: str | None) -> float:
         days = -1.0
     if not MIN_CERT_SECONDS / 86_400 <= days <= MAX_CERT_DAYS:
         raise InvalidArgument(
-            f"expected MUTLS_GATEWAY_CERT_DAYS in days, from {MIN_CERT_SECONDS:g} seconds' worth "
+            f"expected MUTLS_SERVER_CERT_DAYS in days, from {MIN_CERT_SECONDS:g} seconds' worth "
             f"up to {MAX_CERT_DAYS:g}; found {raw!r}",
             hint="the default, 90, suits most nodes",
         )

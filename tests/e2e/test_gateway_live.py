@@ -1316,43 +1316,56 @@ def _server_certificate(sock: ssl.SSLSocket) -> x509.Certificate:
     return x509.load_der_x509_certificate(der)
 
 
-def test_an_issued_gateway_certificate_is_renewed_before_it_expires(tmp_path: Path) -> None:
-    """With no certificate files, the platform CA's certificate for the gateway is replaced at
-    two thirds of its life (here 30 s): fresh handshakes get the new one, which verifies against
-    the platform chain; a connection opened before keeps working."""
+def test_issued_server_certificates_are_renewed_before_they_expire(tmp_path: Path) -> None:
+    """With no certificate files, the certificates the platform CA issues the gateway and the
+    renewal listener are replaced at two thirds of their life (here 30 s): fresh handshakes get
+    new ones, which verify against the platform chain; a connection opened before keeps
+    working on its old certificate."""
+    renew_port = _free_port()
     server = _start_up(
-        tmp_path / "up", MUTLS_GATEWAY_WORKERS="1", MUTLS_GATEWAY_CERT_DAYS=str(30 / 86_400)
+        tmp_path / "up",
+        MUTLS_GATEWAY_WORKERS="1",
+        MUTLS_SERVER_CERT_DAYS=str(30 / 86_400),
+        MUTLS_RENEW_LISTEN=f"127.0.0.1:{renew_port}",
     )
     try:
         chain = httpx.get(f"{server.url}/ca/platform/chain.pem", timeout=10)
         trust = tmp_path / "platform-chain.pem"
         trust.write_bytes(chain.content)
         ctx = ssl.create_default_context(cafile=str(trust))
-        port = int(server.gateway_url.rsplit(":", 1)[1])
-        kept = _raw_tls(port, ctx)
-        first = _server_certificate(kept)
-        life = first.not_valid_after_utc - datetime.now(UTC)
-        assert life <= timedelta(seconds=31), f"expected a 30 s certificate; {life} left"
-        with _raw_tls(port, ctx) as again:  # the twin: not renewed early
-            assert _server_certificate(again).serial_number == first.serial_number
+        ports = {"gateway": int(server.gateway_url.rsplit(":", 1)[1]), "renewal": renew_port}
+        kept = {name: _raw_tls(port, ctx) for name, port in ports.items()}
+        first = {name: _server_certificate(sock) for name, sock in kept.items()}
+        for name, port in ports.items():
+            life = first[name].not_valid_after_utc - datetime.now(UTC)
+            assert life <= timedelta(seconds=31), f"{name}: expected 30 s; {life} left"
+            with _raw_tls(port, ctx) as again:  # the twin: not renewed early
+                assert _server_certificate(again).serial_number == first[name].serial_number
 
-        seen: list[x509.Certificate] = []
-
-        def renewed() -> bool:
-            with _raw_tls(port, ctx) as fresh:  # verifies chain and name against the platform CA
+        def renewed(name: str, seen: list[x509.Certificate]) -> bool:
+            with _raw_tls(ports[name], ctx) as fresh:  # verifies chain and name (platform CA)
                 seen.append(_server_certificate(fresh))
-            return seen[-1].serial_number != first.serial_number
+            return seen[-1].serial_number != first[name].serial_number
 
-        _wait_for(renewed, limit=30, what="a renewed gateway certificate")
-        second = seen[-1]
-        assert second.not_valid_after_utc > first.not_valid_after_utc
-        assert datetime.now(UTC) < first.not_valid_after_utc, "renewed only after it expired"
-        kept.sendall(b"GET /mutls/whoami HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        answer = _read_answer(kept.makefile("rb"))
-        assert answer.status == 401  # the open connection still works, on its old certificate
-        assert _server_certificate(kept).serial_number == first.serial_number
-        kept.close()
+        for name in ports:
+            seen: list[x509.Certificate] = []
+            _wait_for(
+                functools.partial(renewed, name, seen),
+                limit=30,
+                what=f"a renewed {name} certificate",
+            )
+            assert seen[-1].not_valid_after_utc > first[name].not_valid_after_utc
+        assert datetime.now(UTC) < min(c.not_valid_after_utc for c in first.values()), (
+            "renewed only after expiry"
+        )
+        kept["gateway"].sendall(b"GET /mutls/whoami HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert _read_answer(kept["gateway"].makefile("rb")).status == 401  # still served
+        for name, sock in kept.items():
+            assert _server_certificate(sock).serial_number == first[name].serial_number
+            sock.close()
     finally:
         code = server.stop()
     assert code == 0
-    assert "gateway certificate renewed" in server.log.read_text()
+    log = server.log.read_text()
+    assert "gateway certificate renewed" in log
+    assert "renewal listener certificate renewed" in log

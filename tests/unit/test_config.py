@@ -162,10 +162,6 @@ def test_gateway_certificate_files_come_in_pairs(tmp_path: Path) -> None:
         ("MUTLS_GATEWAY_WORKERS", "-1"),
         ("MUTLS_GATEWAY_MAX_BODY_BYTES", "1e9"),
         ("MUTLS_GATEWAY_ACCESS_LOG", "maybe"),
-        ("MUTLS_GATEWAY_CERT_DAYS", "0"),
-        ("MUTLS_GATEWAY_CERT_DAYS", "0.0001"),  # under 10 seconds
-        ("MUTLS_GATEWAY_CERT_DAYS", "398"),
-        ("MUTLS_GATEWAY_CERT_DAYS", "ninety"),
     ],
 )
 def test_gateway_numbers_are_checked(variable: str, raw: str) -> None:
@@ -175,12 +171,18 @@ def test_gateway_numbers_are_checked(variable: str, raw: str) -> None:
         GatewaySettings.from_env({variable: raw})
 
 
-def test_gateway_certificate_lifetime_takes_days_and_fractions() -> None:
-    from mutls.config import GatewaySettings
+@pytest.mark.parametrize("raw", ["0", "0.0001", "398", "ninety", "-5"])
+def test_server_certificate_lifetime_is_checked(tmp_path: Path, raw: str) -> None:
+    """Under 10 seconds' worth (0.0001 days is 8.6 s), over 397 days, or not a number."""
+    with pytest.raises(InvalidArgument, match="MUTLS_SERVER_CERT_DAYS"):
+        Settings.from_env({"MUTLS_DATA_DIR": str(tmp_path), "MUTLS_SERVER_CERT_DAYS": raw})
 
-    assert GatewaySettings.from_env({}).cert_days == 90.0
-    assert GatewaySettings.from_env({"MUTLS_GATEWAY_CERT_DAYS": "30"}).cert_days == 30.0
-    assert GatewaySettings.from_env({"MUTLS_GATEWAY_CERT_DAYS": "0.5"}).cert_days == 0.5
+
+def test_server_certificate_lifetime_takes_days_and_fractions(tmp_path: Path) -> None:
+    base = {"MUTLS_DATA_DIR": str(tmp_path)}
+    assert Settings.from_env(base).server_cert_days == 90.0
+    assert Settings.from_env({**base, "MUTLS_SERVER_CERT_DAYS": "30"}).server_cert_days == 30.0
+    assert Settings.from_env({**base, "MUTLS_SERVER_CERT_DAYS": "0.5"}).server_cert_days == 0.5
 
 
 def test_gateway_defaults_are_bounded() -> None:

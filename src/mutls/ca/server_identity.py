@@ -22,7 +22,7 @@ __all__ = ["SERVER_CERT_DAYS", "issue_server_identity"]
 
 SERVER_CERT_DAYS = 90
 """Short, like ACME certificates. The gateway re-issues its own at two thirds of its life while
-it runs (``MUTLS_GATEWAY_CERT_DAYS``); every listener gets a new one at start."""
+it runs (``MUTLS_SERVER_CERT_DAYS``); every listener gets a new one at start."""
 
 
 def issue_server_identity(

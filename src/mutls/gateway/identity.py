@@ -6,7 +6,7 @@ TLS contexts. New handshakes get the new certificate; open connections keep thei
 certificate drops nothing. A pair that fails to load keeps the old one in service (logged).
 
 An issued certificate (no files) is issued at start and again by each worker at two thirds of its
-life (``MUTLS_GATEWAY_CERT_DAYS``, 90 by default), the same way: a gateway that runs for months
+life (``MUTLS_SERVER_CERT_DAYS``, 90 by default), the same way: a gateway that runs for months
 never serves an expired certificate. A failed issuance keeps the current one and is retried.
 """
 

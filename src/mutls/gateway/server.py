@@ -49,7 +49,7 @@ def _server_identity(platform: Platform, settings: GatewaySettings) -> ServerIde
             f"node has no platform CA in {platform.settings.ca_dir}",
             hint="set MUTLS_GATEWAY_CERT_FILE and MUTLS_GATEWAY_KEY_FILE, or run `mutls up` once",
         ) from None
-    lifetime = timedelta(days=settings.cert_days)
+    lifetime = timedelta(days=platform.settings.server_cert_days)
     names = platform.settings.server_names
 
     def issue(at: datetime) -> Material:

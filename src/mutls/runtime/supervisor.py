@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import threading
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from mutls.api.app import create_app
@@ -23,16 +25,18 @@ from mutls.config import EgressSettings, GatewaySettings
 from mutls.egress.server import EgressProcesses, prepare_egress, serve_egress_metrics
 from mutls.errors import CANotInitialized
 from mutls.gateway.server import GatewayProcesses, prepare_gateway, serve_metrics
+from mutls.pki.material import Material
 from mutls.runtime.expiry import ExpiryScheduler
 from mutls.runtime.listeners import Listener, bind, run_listeners
 from mutls.runtime.platform import Platform
+from mutls.runtime.server_certs import RenewingServerCertificate
 from mutls.tls.context import ClientCertMode, server_context
 
 __all__ = ["GRACEFUL_SECONDS", "configure_logging", "serve"]
 
 GRACEFUL_SECONDS = 10
-REAP_SECONDS = 0.5
-"""How often ``mutls up`` looks for dead gateway and egress workers to restart."""
+MAINTAIN_SECONDS = 0.5
+"""How often ``mutls up`` looks for dead workers to restart and certificates to renew."""
 log = logging.getLogger("mutls.up")
 
 
@@ -58,12 +62,13 @@ def serve(
 ) -> None:
     """Serve the admin API, the renewal listener and (unless turned off, as for an API-only
     node) the mTLS gateway and the egress proxy until SIGINT or SIGTERM; exit 0 then."""
-    listeners = [*_api_listeners(platform), *extra_listeners]
+    own, certificates = _api_listeners(platform)
+    listeners = [*own, *extra_listeners]
     processes = None
     egress_processes = None
     expiry = ExpiryScheduler(platform)
-    reaper_stop = threading.Event()
-    reaper: threading.Thread | None = None
+    maintenance_stop = threading.Event()
+    maintenance: threading.Thread | None = None
     try:
         processes = _gateway(platform) if gateway else None
         egress_processes = _egress(platform) if egress else None
@@ -83,12 +88,12 @@ def serve(
         if egress_processes is not None:
             serve_egress_metrics(egress_processes)
         expiry.start()  # issue 7: at start, then every MUTLS_EXPIRY_CHECK_SECONDS
-        reaper = _restart_dead_workers([processes, egress_processes], reaper_stop)
+        maintenance = _maintain([processes, egress_processes], certificates, maintenance_stop)
         run_listeners(listeners)
     finally:
-        reaper_stop.set()
-        if reaper is not None:
-            reaper.join(timeout=5)
+        maintenance_stop.set()
+        if maintenance is not None:
+            maintenance.join(timeout=5)
         expiry.stop()
         if egress_processes is not None:
             egress_processes.stop()
@@ -98,8 +103,8 @@ def serve(
         log.info("stopped")
 
 
-def _api_listeners(platform: Platform) -> list[Listener]:
-    """The admin API, and the renewal listener unless it is off."""
+def _api_listeners(platform: Platform) -> tuple[list[Listener], list[RenewingServerCertificate]]:
+    """The admin API, and the renewal listener (with its certificate) unless it is off."""
     settings = platform.settings
     app = create_app(platform)
     api = Listener(
@@ -113,31 +118,38 @@ def _api_listeners(platform: Platform) -> list[Listener]:
     except BaseException:
         api.sock.close()
         raise
-    return [api] if renewal is None else [api, renewal]
+    if renewal is None:
+        return [api], []
+    return [api, renewal[0]], [renewal[1]]
 
 
 class _Reapable(Protocol):
     def reap(self, *, block: bool) -> None: ...
 
 
-def _restart_dead_workers(
-    sets: Sequence[_Reapable | None], stop: threading.Event
+def _maintain(
+    sets: Sequence[_Reapable | None],
+    certificates: Sequence[RenewingServerCertificate],
+    stop: threading.Event,
 ) -> threading.Thread | None:
-    """A thread that restarts dead gateway and egress workers while the listeners serve (the
-    standalone ``mutls gateway`` and ``mutls egress`` do it in their foreground loop)."""
+    """A thread that, while the listeners serve, restarts dead gateway and egress workers (the
+    standalone ``mutls gateway`` and ``mutls egress`` do it in their foreground loop) and renews
+    this process's listener certificates."""
     active = [workers for workers in sets if workers is not None]
-    if not active:
+    if not active and not certificates:
         return None
 
     def watch() -> None:
-        while not stop.wait(REAP_SECONDS):
+        while not stop.wait(MAINTAIN_SECONDS):
             for workers in active:
                 try:
                     workers.reap(block=False)
                 except Exception:
                     log.exception("restarting a dead worker failed")
+            for certificate in certificates:
+                certificate.renew_if_due()
 
-    thread = threading.Thread(target=watch, name="mutls-worker-reaper", daemon=True)
+    thread = threading.Thread(target=watch, name="mutls-maintenance", daemon=True)
     thread.start()
     return thread
 
@@ -167,15 +179,17 @@ def _gateway(platform: Platform) -> GatewayProcesses | None:
     return processes
 
 
-def _renewal_listener(platform: Platform, issuers: IssuerCache) -> Listener | None:
-    """``POST /renew`` over mTLS with a fresh server certificate from the platform CA."""
+def _renewal_listener(
+    platform: Platform, issuers: IssuerCache
+) -> tuple[Listener, RenewingServerCertificate] | None:
+    """``POST /renew`` over mTLS with a server certificate from the platform CA, renewed while
+    the node runs."""
     settings = platform.settings
     if settings.renew_listen is None:
         log.info("renewal listener off (MUTLS_RENEW_LISTEN=off)")
         return None
-    now = platform.clock()
     try:
-        issuer = issuers.platform(now=now)
+        issuers.platform(now=platform.clock())
     except CANotInitialized:
         log.warning(
             "renewal listener off: this node has no platform CA in %s (run `mutls up` once, "
@@ -183,18 +197,31 @@ def _renewal_listener(platform: Platform, issuers: IssuerCache) -> Listener | No
             settings.ca_dir,
         )
         return None
-    identity = issue_server_identity(issuer, settings.server_names, now=now)
-    context = server_context(
-        identity,
-        client_cas=list(issuer.chain),  # the intermediates too: clients may send the leaf only
-        client_cert=ClientCertMode.OPTIONAL,  # no certificate: a JSON 401, not a TLS alert
-        check_time=False,  # expired: a JSON 403 certificate_expired, checked by the service
+    lifetime = timedelta(days=settings.server_cert_days)
+
+    def issue(now: datetime) -> Material:
+        return issue_server_identity(
+            issuers.platform(now=now), settings.server_names, now=now, lifetime=lifetime
+        )
+
+    def build(identity: Material) -> ssl.SSLContext:
+        return server_context(
+            identity,
+            # the intermediates too: clients may send the leaf only
+            client_cas=list(issuers.platform(now=platform.clock()).chain),
+            client_cert=ClientCertMode.OPTIONAL,  # no certificate: a JSON 401, not a TLS alert
+            check_time=False,  # expired: a JSON 403 certificate_expired, checked by the service
+        )
+
+    certificate = RenewingServerCertificate(
+        "renewal listener", issue=issue, build=build, clock=platform.clock
     )
     host, port = settings.renew_listen
-    return Listener(
+    listener = Listener(
         name="renewal (mTLS)",
         app=create_renewal_app(platform, issuers),
         sock=bind(host, port, setting="MUTLS_RENEW_LISTEN"),
-        ssl_context=context,
+        ssl_context=certificate.context.front,
         graceful_seconds=GRACEFUL_SECONDS,
     )
+    return listener, certificate

@@ -24,7 +24,13 @@ from cryptography.hazmat.primitives import serialization
 from mutls.pki.export import private_key_pem
 from mutls.pki.material import Material
 
-__all__ = ["ClientCertMode", "TlsPolicy", "client_context", "server_context"]
+__all__ = [
+    "ClientCertMode",
+    "RotatingServerContext",
+    "TlsPolicy",
+    "client_context",
+    "server_context",
+]
 
 # Forward-secret AEAD suites only for TLS 1.2 (TLS 1.3 suites are all AEAD and always on).
 # Matches Mozilla's "intermediate" profile: what every client from the last decade speaks.
@@ -175,3 +181,23 @@ def client_context(
     if identity is not None:
         _load_identity(context, identity)
     return context
+
+
+class RotatingServerContext:
+    """A listener's server context whose certificate can be replaced while it serves.
+
+    A running server keeps the ``ssl.SSLContext`` it was given, and loading a new certificate into
+    a context that other threads are handshaking on is not safe. So the listener gets
+    :attr:`front`, whose SNI callback (called on every handshake, with or without SNI) moves each
+    new connection to :attr:`current`. Assigning a context built the same way around a new
+    certificate to :attr:`current` rotates it; open connections keep the context they began with.
+    """
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self.front = self.current = context
+        context.sni_callback = self._pick
+
+    def _pick(self, connection: ssl.SSLObject, _name: str | None, context: ssl.SSLContext) -> None:
+        current = self.current
+        if current is not context:
+            connection.context = current
