@@ -13,8 +13,8 @@ Kinds, and where each comes from:
   bundle 1)``). Values stored before those fields existed list their leaf only; uploading them
   again adds the rest. Nothing is decrypted.
 - ``gateway_server``: the file in ``MUTLS_GATEWAY_CERT_FILE`` when set. Without it the platform
-  CA issues the gateway a fresh certificate at every start, which is not in the store; the
-  inventory says so in its notes instead of guessing.
+  CA issues the gateway its certificate at start and renews it as the gateway runs; it is not in
+  the store, and the inventory says so in its notes instead of guessing.
 - ``partner_server`` / ``gateway_client``: certificates the data planes saw on the wire
   (``observed_certificates``, see :mod:`mutls.expiry.observed`).
 
@@ -295,7 +295,8 @@ def _gateway_rows(cert_file: Path | None, notes: list[str]) -> Iterator[_Row]:
     if cert_file is None:
         notes.append(
             "gateway_server: not listed; without MUTLS_GATEWAY_CERT_FILE the platform CA issues "
-            "the gateway a fresh certificate at every start, which is not kept in the store"
+            "the gateway its certificate at start and again at two thirds of its life "
+            "(MUTLS_SERVER_CERT_DAYS), so it cannot expire while the gateway runs"
         )
         return
     try:
