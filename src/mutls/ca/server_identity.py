@@ -8,21 +8,32 @@ through ``mutls.tls.context`` (in-memory file, encrypted), and a restart makes a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from mutls.ca.issuer import IssuingCA
+from mutls.ca.issuer import IssuerCache, IssuingCA
 from mutls.errors import InvalidArgument
 from mutls.pki.authority import Profile, sign_csr
 from mutls.pki.csr import SubjectSpec, build_csr, parse_san
 from mutls.pki.keys import generate_key
 from mutls.pki.material import Material, SourceFormat
 
-__all__ = ["SERVER_CERT_DAYS", "issue_server_identity"]
+__all__ = [
+    "RENEW_AT",
+    "RENEW_RETRY",
+    "SERVER_CERT_DAYS",
+    "issue_server_identity",
+    "node_identity_issuer",
+    "renewal_time",
+]
 
 SERVER_CERT_DAYS = 90
 """Short, like ACME certificates. The gateway re-issues its own at two thirds of its life while
 it runs (``MUTLS_SERVER_CERT_DAYS``); every listener gets a new one at start."""
+RENEW_AT = 2 / 3
+"""A node's server certificate is issued again once this share of its life has passed."""
+RENEW_RETRY = timedelta(seconds=60)
+"""After a failed renewal the current certificate stays in service; the next try is this late."""
 
 
 def issue_server_identity(
@@ -57,3 +68,23 @@ def issue_server_identity(
         chain=(certificate, *issuer.chain[:-1]),
         key=key,
     )
+
+
+def renewal_time(identity: Material, issued_at: datetime) -> datetime:
+    """When to issue ``identity``'s successor: :data:`RENEW_AT` of the way from ``issued_at`` to
+    its notAfter."""
+    leaf = identity.leaf
+    assert leaf is not None
+    return issued_at + (leaf.not_valid_after_utc - issued_at) * RENEW_AT
+
+
+def node_identity_issuer(
+    issuers: IssuerCache, names: Sequence[str], lifetime: timedelta
+) -> Callable[[datetime], Material]:
+    """Issues this node's listener certificates (at start, and each renewal) from the platform
+    CA as it is at that time."""
+
+    def issue(now: datetime) -> Material:
+        return issue_server_identity(issuers.platform(now=now), names, now=now, lifetime=lifetime)
+
+    return issue

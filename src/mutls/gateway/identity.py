@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from mutls.ca.server_identity import renewal_time
 from mutls.errors import InvalidArgument, MissingPrivateKey
 from mutls.pki.loader import load_material
 from mutls.pki.material import Material
@@ -55,9 +56,6 @@ def load_identity_files(cert_file: Path, key_file: Path) -> Material:
     return material
 
 
-RENEW_AT = 2 / 3
-"""An issued certificate is replaced once this share of its life (from issuance) has passed."""
-
 Issue = Callable[[datetime], Material]
 """Issues a new server certificate at the given time (the platform CA's, for ``issued``)."""
 
@@ -90,8 +88,8 @@ class ServerIdentity:
     ) -> ServerIdentity:
         """A certificate issued at ``now``; with ``issue``, renewed at two thirds of its life."""
         renew_at = None
-        if issue is not None and now is not None and material.leaf is not None:
-            renew_at = now + (material.leaf.not_valid_after_utc - now) * RENEW_AT
+        if issue is not None and now is not None:
+            renew_at = renewal_time(material, now)
         return cls(material=material, issue=issue, renew_at=renew_at)
 
     def renewal_due(self, now: datetime) -> bool:

@@ -13,7 +13,7 @@ import logging
 import signal
 import socket
 import tempfile
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import uvloop
@@ -23,7 +23,6 @@ from mutls.errors import CANotInitialized
 from mutls.gateway.identity import ServerIdentity
 from mutls.gateway.snapshot import load_snapshot
 from mutls.gateway.worker import Worker
-from mutls.pki.material import Material
 from mutls.runtime.listeners import bind
 from mutls.runtime.platform import Platform
 from mutls.runtime.workers import WorkerProcesses, run_in_foreground
@@ -38,28 +37,22 @@ def _server_identity(platform: Platform, settings: GatewaySettings) -> ServerIde
     if settings.cert_file is not None and settings.key_file is not None:
         return ServerIdentity.from_files(settings.cert_file, settings.key_file)
     from mutls.ca.issuer import IssuerCache  # noqa: PLC0415
-    from mutls.ca.server_identity import issue_server_identity  # noqa: PLC0415
+    from mutls.ca.server_identity import node_identity_issuer  # noqa: PLC0415
 
     now = platform.clock()
+    issuers = IssuerCache(platform.db, platform.keys, platform.settings.ca_dir)
     try:
-        issuer = IssuerCache(platform.db, platform.keys, platform.settings.ca_dir).platform(now=now)
+        issuers.platform(now=now)
     except CANotInitialized:
         raise CANotInitialized(
             "the gateway has no server certificate: MUTLS_GATEWAY_CERT_FILE is not set and this "
             f"node has no platform CA in {platform.settings.ca_dir}",
             hint="set MUTLS_GATEWAY_CERT_FILE and MUTLS_GATEWAY_KEY_FILE, or run `mutls up` once",
         ) from None
-    lifetime = timedelta(days=platform.settings.server_cert_days)
-    names = platform.settings.server_names
-
-    def issue(at: datetime) -> Material:
-        """Runs in a gateway worker when its certificate is two thirds through its life."""
-        current = IssuerCache(platform.db, platform.keys, platform.settings.ca_dir)
-        return issue_server_identity(current.platform(now=at), names, now=at, lifetime=lifetime)
-
-    return ServerIdentity.issued(
-        issue_server_identity(issuer, names, now=now, lifetime=lifetime), issue=issue, now=now
+    issue = node_identity_issuer(
+        issuers, platform.settings.server_names, timedelta(days=platform.settings.server_cert_days)
     )
+    return ServerIdentity.issued(issue(now), issue=issue, now=now)
 
 
 class GatewayProcesses:

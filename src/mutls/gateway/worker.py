@@ -16,6 +16,7 @@ from pathlib import Path
 from cryptography import x509
 from OpenSSL import SSL
 
+from mutls.ca.server_identity import RENEW_RETRY
 from mutls.config import GatewayListen, GatewaySettings
 from mutls.expiry.observed import (
     ObservationBuffer,
@@ -42,7 +43,6 @@ from mutls.tls.gateway_context import (
 __all__ = ["ListenerState", "Worker", "policy_of"]
 
 log = logging.getLogger("mutls.gateway")
-RENEW_RETRY_SECONDS = 60
 access_log = logging.getLogger("mutls.gateway.access")
 
 
@@ -164,12 +164,13 @@ class Worker:
 
     async def _renew_identity(self) -> None:
         """Issue this worker a new server certificate from the platform CA (in a thread); open
-        connections keep the old one. A failure keeps the current certificate, retried in 60 s."""
+        connections keep the old one. A failure keeps the current certificate, retried after
+        ``RENEW_RETRY``."""
         current = self.identity
         try:
             renewed = await asyncio.to_thread(current.renewed, self.clock())
         except Exception as error:
-            self._renew_retry_at = self.loop.time() + RENEW_RETRY_SECONDS
+            self._renew_retry_at = self.loop.time() + RENEW_RETRY.total_seconds()
             log.warning(
                 "issuing the gateway a new certificate failed (%s: %s); keeping the current one "
                 "until %s, retrying in %d s",
@@ -178,7 +179,7 @@ class Worker:
                 current.material.leaf.not_valid_after_utc.isoformat()
                 if current.material.leaf is not None
                 else "?",
-                RENEW_RETRY_SECONDS,
+                RENEW_RETRY.total_seconds(),
             )
             return
         if self.identity is not current:  # replaced meanwhile (a SIGHUP reload)

@@ -14,18 +14,15 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
+from mutls.ca.server_identity import RENEW_RETRY, renewal_time
 from mutls.pki.material import Material
 from mutls.tls.context import RotatingServerContext
 
-__all__ = ["RENEW_AT", "RETRY", "RenewingServerCertificate"]
+__all__ = ["RenewingServerCertificate"]
 
 log = logging.getLogger("mutls.up")
-
-RENEW_AT = 2 / 3
-"""Share of a certificate's life (from issuance) after which it is replaced."""
-RETRY = timedelta(seconds=60)
 
 
 class RenewingServerCertificate:
@@ -43,17 +40,12 @@ class RenewingServerCertificate:
         self._issue, self._build, self._clock = issue, build, clock
         now = clock()
         self.material = issue(now)
-        self.renew_at = self._renewal_point(now)
+        self.renew_at = renewal_time(self.material, now)
         self.context = RotatingServerContext(build(self.material))
-
-    def _renewal_point(self, now: datetime) -> datetime:
-        leaf = self.material.leaf
-        assert leaf is not None
-        return now + (leaf.not_valid_after_utc - now) * RENEW_AT
 
     def renew_if_due(self) -> bool:
         """Issue and swap in a new certificate if this one is two thirds through its life;
-        whether it did. Never raises: a failure is logged and retried after :data:`RETRY`."""
+        whether it did. Never raises: a failure is logged and retried after ``RENEW_RETRY``."""
         now = self._clock()
         if now < self.renew_at:
             return False
@@ -61,18 +53,18 @@ class RenewingServerCertificate:
             material = self._issue(now)
             context = self._build(material)
         except Exception as error:
-            self.renew_at = now + RETRY
+            self.renew_at = now + RENEW_RETRY
             log.warning(
                 "issuing the %s a new certificate failed (%s: %s); keeping the current one, "
                 "retrying in %d s",
                 self.name,
                 type(error).__name__,
                 error,
-                RETRY.total_seconds(),
+                RENEW_RETRY.total_seconds(),
             )
             return False
         self.material = material
-        self.renew_at = self._renewal_point(now)
+        self.renew_at = renewal_time(material, now)
         self.context.current = context
         leaf = material.leaf
         assert leaf is not None

@@ -14,13 +14,13 @@ import os
 import ssl
 import threading
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Protocol
 
 from mutls.api.app import create_app
 from mutls.api.renewal import create_renewal_app
 from mutls.ca.issuer import IssuerCache
-from mutls.ca.server_identity import issue_server_identity
+from mutls.ca.server_identity import node_identity_issuer
 from mutls.config import EgressSettings, GatewaySettings
 from mutls.egress.server import EgressProcesses, prepare_egress, serve_egress_metrics
 from mutls.errors import CANotInitialized
@@ -197,12 +197,9 @@ def _renewal_listener(
             settings.ca_dir,
         )
         return None
-    lifetime = timedelta(days=settings.server_cert_days)
-
-    def issue(now: datetime) -> Material:
-        return issue_server_identity(
-            issuers.platform(now=now), settings.server_names, now=now, lifetime=lifetime
-        )
+    issue = node_identity_issuer(
+        issuers, settings.server_names, timedelta(days=settings.server_cert_days)
+    )
 
     def build(identity: Material) -> ssl.SSLContext:
         return server_context(
