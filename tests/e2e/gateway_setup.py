@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import socket
 import threading
 import time
@@ -47,12 +48,35 @@ __all__ = [
 T = TypeVar("T")
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_PICKER = random.Random()  # seeded from os.urandom: parallel test processes pick apart
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on right now (for a server started next)."""
-    with socket.socket() as sock:
+    """A port nothing listens on right now (for a server started next).
+
+    Picked below the kernel's ephemeral range: a port from ``bind(0)`` comes from that range,
+    where any outgoing connection of a parallel test (or of the server being started) may take
+    it as its source port before our server binds it ("Address already in use")."""
+    high = _ephemeral_low() - 1
+    for _ in range(200):
+        port = _PICKER.randint(10_000, high)
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # everything below is taken: let the kernel choose
         sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
 
 
 def wait_until(

@@ -13,7 +13,6 @@ import os
 import pty
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import termios
@@ -28,6 +27,7 @@ import pytest
 
 from mutls.testing import Identity, TestCA
 from tests.e2e.conftest import MUTLS, Result, Run
+from tests.e2e.gateway_setup import free_port
 from tests.secretscan import forms, register_secret
 
 PASSPHRASE = "correct horse battery staple 42"
@@ -94,10 +94,7 @@ def _clean_env() -> dict[str, str]:
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_port()
 
 
 def start_server(base: Path, *, extra_env: dict[str, str] | None = None) -> Server:
