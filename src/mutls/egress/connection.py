@@ -171,7 +171,6 @@ class AppConnection(RequestReading, asyncio.Protocol):
 
     __slots__ = (
         "_token_memo",
-        "_write_paused",
         "client_ip",
         "close_when_idle",
         "closing",
@@ -199,7 +198,6 @@ class AppConnection(RequestReading, asyncio.Protocol):
         self.close_when_idle = False
         self.tasks: set[asyncio.Task[None]] = set()
         self._token_memo: tuple[EgressSnapshot, str, AppToken | None] | None = None
-        self._write_paused = False
 
     # --- asyncio.Protocol ------------------------------------------------------------------
 
@@ -240,18 +238,6 @@ class AppConnection(RequestReading, asyncio.Protocol):
 
     def eof_received(self) -> bool:
         return bool(self.queue)
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-        for exchange in self.queue:
-            if exchange.upstream is not None:
-                exchange.upstream.pause_reading()
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        for exchange in self.queue:
-            if exchange.upstream is not None:
-                exchange.upstream.resume_reading()
 
     # --- httptools callbacks ---------------------------------------------------------------
 

@@ -137,7 +137,6 @@ class ClientConnection(RequestReading, asyncio.Protocol):
     __slots__ = (
         "_identity_cached",
         "_resolved",
-        "_write_paused",
         "client_ip",
         "client_ip_bytes",
         "close_when_idle",
@@ -178,7 +177,6 @@ class ClientConnection(RequestReading, asyncio.Protocol):
         self.closing = False
         self.close_when_idle = False
         self.tasks: set[asyncio.Task[None]] = set()
-        self._write_paused = False
         self._resolved: tuple[GatewaySnapshot, Identity | Deny] | None = None
         self._identity_cached: tuple[object, bytes] | None = None
 
@@ -262,18 +260,6 @@ class ClientConnection(RequestReading, asyncio.Protocol):
     def eof_received(self) -> bool:
         # Nothing in flight: close now; else keep the transport open until answers are written.
         return bool(self.queue)
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-        for exchange in self.queue:
-            if exchange.upstream is not None:
-                exchange.upstream.pause_reading()
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        for exchange in self.queue:
-            if exchange.upstream is not None:
-                exchange.upstream.resume_reading()
 
     # --- TLS -------------------------------------------------------------------------------
 
