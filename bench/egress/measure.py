@@ -9,7 +9,6 @@ import re
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from run import (
     print_progress,
     start_nginx,
     wait_ready,
+    wrk_sample,
 )
 
 from egress.servers import (
@@ -48,9 +48,6 @@ WARMUP_SECONDS = 2
 
 # --- measurements --------------------------------------------------------------------------------
 
-LATENCY_LINE = re.compile(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
-TO_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
 
 def run_wrk(proxy: Proxy, token: str, *, duration: int, threads: int, connections: int) -> Sample:
     argv = [
@@ -63,38 +60,7 @@ def run_wrk(proxy: Proxy, token: str, *, duration: int, threads: int, connection
         f"{TOKEN_HEADER}: {token}",
         proxy.url,
     ]
-    cpu0 = cpu_by_process(proxy.pid)
-    t0 = time.monotonic()
-    out = subprocess.run(argv, capture_output=True, text=True, check=False)
-    wall = time.monotonic() - t0
-    cpu, per_process = cpu_delta(cpu0, cpu_by_process(proxy.pid))
-    text = out.stdout + out.stderr
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
-    total = re.search(r"(\d+) requests in ([\d.]+)(\w+)", text)
-    problems = []
-    if out.returncode != 0 or rps is None or total is None:
-        problems.append(f"wrk exited {out.returncode}: {text.strip()[-300:]!r}")
-    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", text):
-        problems.append(f"{m.group(1)} non-2xx/3xx responses")
-    if m := re.search(r"Socket errors: (.*)", text):
-        problems.append(f"socket errors: {m.group(1).strip()}")
-    latency = {f"p{q}_ms": float(v) * TO_MS[unit] for q, v, unit in LATENCY_LINE.findall(text)}
-    if "p50_ms" not in latency or "p99_ms" not in latency:
-        problems.append("no latency distribution in wrk's output")
-    requests = int(total.group(1)) if total else 0
-    return Sample(
-        value=float(rps.group(1)) if rps else 0.0,
-        cpu_us=cpu / requests * 1e6 if requests else None,
-        invalid="; ".join(problems) or None,
-        detail={
-            "requests": requests,
-            **{k: round(v, 4) for k, v in latency.items()},
-            "proxy_cpu_s": round(cpu, 3),
-            "proxy_cores_busy": round(cpu / wall, 2),
-            "cpu_s_per_process": per_process,
-            "wrk": text,
-        },
-    )
+    return wrk_sample(argv, proxy.pid, who="proxy", require_latency=True)
 
 
 def run_python_client(

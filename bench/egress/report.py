@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.metadata
-import os
-import platform
-import re
-import ssl
 import statistics
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from run import Sample, fmt, load_average
+from run import Sample, fmt, machine_basics
 
 from egress.servers import TOKEN_HEADER
 
@@ -273,31 +264,9 @@ def cores_busy(samples: dict[str, list[Sample]]) -> str:
 
 
 def machine_info(args: argparse.Namespace, load_at_start: str) -> dict[str, Any]:
-    from cryptography.hazmat.backends.openssl import backend  # noqa: PLC0415
-
-    nginx_v = subprocess.run(["nginx", "-V"], capture_output=True, text=True, check=False).stderr
-    built = re.search(r"built with (OpenSSL [^\s]+)", nginx_v)
-    ssl_cli = subprocess.run(["openssl", "version"], capture_output=True, text=True, check=False)
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
     return {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": " ".join([".venv/bin/python bench/egress/run.py", *sys.argv[1:]]),
-        "machine": f"{os.cpu_count()} CPUs ({model}), {platform.platform()}",
-        "load average (1, 5, 15 min) at start": load_at_start,
-        "load average (1, 5, 15 min) at end": load_average(),
-        "nginx": (nginx_v.splitlines() or ["?"])[0]
-        + (f", built with {built.group(1)}" if built else ""),
-        "system OpenSSL (nginx, wrk)": ssl_cli.stdout.strip(),
-        "Python ssl module (the naive app's requests/urllib3)": ssl.OPENSSL_VERSION,
-        "OpenSSL in the cryptography wheel (mutls egress, via pyOpenSSL "
-        f"{importlib.metadata.version('pyopenssl')})": backend.openssl_version_text(),
-        "Python": platform.python_version(),
-        "requests": importlib.metadata.version("requests"),
+        **machine_basics(".venv/bin/python bench/egress/run.py", load_at_start),
+        "requests (the naive app's HTTP library)": importlib.metadata.version("requests"),
         "duration per measurement": f"{args.duration} s",
         "rounds (median reported)": args.rounds,
         "wrk": f"-t{args.wrk_threads} -c{args.wrk_connections} --latency, "

@@ -495,21 +495,43 @@ def run_wrk(server: Server, pki: Pki, shim: Path, duration: int) -> Sample:
         "--latency",
         f"https://127.0.0.1:{server.port}/",
     ]
-    cpu0 = cpu_by_process(server.pid)
+    return wrk_sample(argv, server.pid, who="server", env=env)
+
+
+LATENCY_LINE = re.compile(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
+TO_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk_sample(
+    argv: list[str],
+    pid: int,
+    *,
+    who: str,
+    env: dict[str, str] | None = None,
+    require_latency: bool = False,
+) -> Sample:
+    """Run ``wrk`` (``argv``, with ``--latency``) against the process tree of ``pid``: requests/s,
+    that tree's CPU per request, latency percentiles, and why the figure is invalid (wrk failed,
+    an answer was not 2xx/3xx, a socket error). ``who`` names the measured side in the detail
+    keys (``server_cpu_s``, ``proxy_cores_busy``, ...)."""
+    cpu0 = cpu_by_process(pid)
     t0 = time.monotonic()
     out = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     wall = time.monotonic() - t0
-    cpu, per_process = cpu_delta(cpu0, cpu_by_process(server.pid))
+    cpu, per_process = cpu_delta(cpu0, cpu_by_process(pid))
     text = out.stdout + out.stderr
     rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
     total = re.search(r"(\d+) requests in ([\d.]+)(\w+)", text)
     problems = []
     if out.returncode != 0 or rps is None or total is None:
-        problems.append(f"wrk exited {out.returncode}")
+        problems.append(f"wrk exited {out.returncode}: {text.strip()[-300:]!r}")
     if m := re.search(r"Non-2xx or 3xx responses: (\d+)", text):
         problems.append(f"{m.group(1)} non-2xx/3xx responses")
     if m := re.search(r"Socket errors: (.*)", text):
         problems.append(f"socket errors: {m.group(1).strip()}")
+    latency = {f"p{q}_ms": float(v) * TO_MS[unit] for q, v, unit in LATENCY_LINE.findall(text)}
+    if require_latency and ("p50_ms" not in latency or "p99_ms" not in latency):
+        problems.append("no latency distribution in wrk's output")
     requests = int(total.group(1)) if total else 0
     return Sample(
         value=float(rps.group(1)) if rps else 0.0,
@@ -517,8 +539,9 @@ def run_wrk(server: Server, pki: Pki, shim: Path, duration: int) -> Sample:
         invalid="; ".join(problems) or None,
         detail={
             "requests": requests,
-            "server_cpu_s": round(cpu, 3),
-            "server_cores_busy": round(cpu / wall, 2),
+            **{k: round(v, 4) for k, v in latency.items()},
+            f"{who}_cpu_s": round(cpu, 3),
+            f"{who}_cores_busy": round(cpu / wall, 2),
             "cpu_s_per_process": per_process,
             "wrk": text,
         },
@@ -948,9 +971,9 @@ def svg_chart(rows: list[dict[str, Any]], title: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def machine_info(
-    args: argparse.Namespace, kinds: dict[str, str], load_at_start: str
-) -> dict[str, Any]:
+def machine_basics(command: str, load_at_start: str) -> dict[str, Any]:
+    """What every bench reports first: when, the command, the machine and its load, nginx, and
+    the OpenSSL builds involved (system, Python's ssl, the cryptography wheel mutls uses)."""
     from cryptography.hazmat.backends.openssl import backend  # noqa: PLC0415
 
     nginx_v = subprocess.run(["nginx", "-V"], capture_output=True, text=True, check=False).stderr
@@ -965,7 +988,7 @@ def machine_info(
                 break
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": " ".join(["python bench/gateway/run.py", *sys.argv[1:]]),
+        "command": " ".join([command, *sys.argv[1:]]),
         "machine": f"{os.cpu_count()} CPUs ({model}), {platform.platform()}",
         "nproc": os.cpu_count(),
         "load average (1, 5, 15 min) at start": load_at_start,
@@ -973,11 +996,19 @@ def machine_info(
         "nginx": (nginx_v.splitlines() or ["?"])[0]
         + (f", built with {built.group(1)}" if built else "")
         + (f", running with {running.group(1)}" if running else ""),
-        "system OpenSSL (libssl, used by nginx, wrk, s_time)": ssl_cli.stdout.strip(),
+        "system OpenSSL (libssl: nginx, wrk, openssl)": ssl_cli.stdout.strip(),
         "Python ssl module": ssl.OPENSSL_VERSION,
-        "OpenSSL in the cryptography wheel (the mutls gateway's, via pyOpenSSL "
+        "OpenSSL in the cryptography wheel (mutls's, via pyOpenSSL "
         f"{importlib.metadata.version('pyopenssl')})": backend.openssl_version_text(),
         "Python": platform.python_version(),
+    }
+
+
+def machine_info(
+    args: argparse.Namespace, kinds: dict[str, str], load_at_start: str
+) -> dict[str, Any]:
+    return {
+        **machine_basics("python bench/gateway/run.py", load_at_start),
         "slots": ", ".join(f"{slot} = {kind}" for slot, kind in kinds.items()),
         "workers per proxy": args.workers,
         "duration per measurement": f"{args.duration} s",
